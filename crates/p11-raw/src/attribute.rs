@@ -252,7 +252,7 @@ impl Attribute {
             T::Verify => A::Verify(flag()?),
             T::Derive => A::Derive(flag()?),
             T::Modulus => A::Modulus(v()),
-            T::ModulusBits => A::ModulusBits(ulong()? as u64),
+            T::ModulusBits => A::ModulusBits(crate::types::wide(ulong()?)),
             T::PublicExponent => A::PublicExponent(v()),
             T::PrivateExponent => A::PrivateExponent(v()),
             T::Prime1 => A::Prime1(v()),

@@ -212,7 +212,7 @@ impl Limit {
         match raw {
             CK_EFFECTIVELY_INFINITE => Limit::Unlimited,
             CK_UNAVAILABLE_INFORMATION => Limit::Unknown,
-            n => Limit::AtMost(n as u64),
+            n => Limit::AtMost(wide(n)),
         }
     }
 }
@@ -239,6 +239,12 @@ impl fmt::Display for Version {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}.{}", self.major, self.minor)
     }
+}
+
+/// Widens a `CK_ULONG` (32 bits on some platforms, 64 on Linux x86-64) to `u64`.
+#[allow(clippy::useless_conversion)] // a no-op only where CK_ULONG is already 64 bits
+pub(crate) fn wide(n: CK_ULONG) -> u64 {
+    u64::from(n)
 }
 
 /// Turns a blank-padded fixed-size PKCS#11 string into a `String`.
@@ -433,8 +439,8 @@ impl TokenInfo {
                 Limit::Unknown => None,
             },
             max_rw_session_count: Limit::from_raw(raw.ulMaxRwSessionCount),
-            min_pin_len: raw.ulMinPinLen as u64,
-            max_pin_len: raw.ulMaxPinLen as u64,
+            min_pin_len: wide(raw.ulMinPinLen),
+            max_pin_len: wide(raw.ulMaxPinLen),
             hardware_version: Version::from_raw(raw.hardwareVersion),
             firmware_version: Version::from_raw(raw.firmwareVersion),
         }
@@ -463,8 +469,8 @@ pub struct MechanismInfo {
 impl MechanismInfo {
     pub(crate) fn from_raw(raw: &CK_MECHANISM_INFO) -> MechanismInfo {
         MechanismInfo {
-            min_key_size: raw.ulMinKeySize as u64,
-            max_key_size: raw.ulMaxKeySize as u64,
+            min_key_size: wide(raw.ulMinKeySize),
+            max_key_size: wide(raw.ulMaxKeySize),
             sign: raw.flags & CKF_SIGN != 0,
             verify: raw.flags & CKF_VERIFY != 0,
             generate_key_pair: raw.flags & CKF_GENERATE_KEY_PAIR != 0,
@@ -532,7 +538,7 @@ impl SessionInfo {
             slot: SlotId(raw.slotID),
             state: SessionState::from_raw(raw.state),
             read_write: raw.flags & CKF_RW_SESSION != 0,
-            device_error: raw.ulDeviceError as u64,
+            device_error: wide(raw.ulDeviceError),
         }
     }
 }
