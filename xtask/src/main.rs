@@ -1,8 +1,103 @@
 //! `cargo xtask`: developer tasks for the pdfsign workspace.
+//!
+//! Run `cargo xtask` with no argument for the list. Never a dependency of any crate.
 
 #![forbid(unsafe_code)]
 
-fn main() {
-    eprintln!("cargo xtask: being built");
-    std::process::exit(2);
+mod setup;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+/// The result of a task: an error is printed as one line and exits 2.
+type Result<T = (), E = Box<dyn std::error::Error + Send + Sync>> = std::result::Result<T, E>;
+
+const HELP: &str = "\
+cargo xtask: developer tasks for pdfsign
+
+USAGE:
+    cargo xtask <TASK> [OPTIONS]
+
+TASKS:
+    softhsm-setup [--module PATH]
+        Provision the developer SoftHSM2 token in target/softhsm/ (idempotent): token
+        'pdfsign-demo', user PIN 'user-1234', one key each of RSA-2048, RSA-3072, P-256,
+        P-384 and P-521 with certificates from the fixture CA chain (written as PEM to
+        target/softhsm/certs/). Installs Debian's softhsm2 when missing and run as root;
+        otherwise prints the command. The module path can also come from PKCS11_MODULE.
+    test [-- CARGO TEST ARGS]
+        Run every test of the workspace on fresh SoftHSM2 tokens (the test token
+        directory target/softhsm-test/ is wiped first), with the validators of
+        target/venv on PATH.
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        None | Some("help" | "-h" | "--help") => {
+            print!("{HELP}");
+            Ok(())
+        }
+        Some("softhsm-setup") => setup::run(&args[1..]),
+        Some(setup::PROVISION_CHILD) => setup::provision_child(&args[1..]),
+        Some("test") => test(&args[1..]),
+        Some(other) => Err(format!("unknown task {other:?}; run `cargo xtask` for the list").into()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("cargo xtask: error: {err}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// The workspace root.
+fn root() -> PathBuf {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().map(Path::to_path_buf).unwrap_or(manifest)
+}
+
+/// The shared target directory.
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from)
+}
+
+/// `cargo`, as the one that runs us.
+fn cargo() -> Command {
+    let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    command.current_dir(root());
+    command
+}
+
+/// Runs a command, failing with its name when it fails.
+fn run_checked(command: &mut Command) -> Result {
+    let status = command.status().map_err(|e| format!("cannot run {command:?}: {e}"))?;
+    if status.success() { Ok(()) } else { Err(format!("{command:?} failed: {status}").into()) }
+}
+
+/// PATH with the project's Python validators (pyHanko in target/venv) in front.
+fn path_with_venv() -> std::ffi::OsString {
+    let venv = target_dir().join("venv").join("bin");
+    let mut paths = vec![venv];
+    if let Some(path) = std::env::var_os("PATH") {
+        paths.extend(std::env::split_paths(&path));
+    }
+    std::env::join_paths(paths).unwrap_or_default()
+}
+
+fn test(args: &[String]) -> Result {
+    let tokens = target_dir().join("softhsm-test");
+    if tokens.exists() {
+        std::fs::remove_dir_all(&tokens)
+            .map_err(|e| format!("cannot wipe {}: {e}", tokens.display()))?;
+    }
+    setup::ensure_softhsm()?;
+    let mut command = cargo();
+    command
+        .args(["test", "--workspace", "--no-fail-fast"])
+        .args(args.iter().skip_while(|a| *a == "--"))
+        .env("SOFTHSM2_CONF", tokens.join("softhsm2.conf"))
+        .env("PATH", path_with_venv());
+    run_checked(&mut command)
 }
