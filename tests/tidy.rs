@@ -6,11 +6,16 @@ use std::path::{Path, PathBuf};
 const UNSAFE_ALLOWED: &[&str] = &["crates/p11-raw/", "crates/p11-fault/"];
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for entry in entries.flatten() {
         let path = entry.path();
         let name = entry.file_name();
@@ -30,11 +35,20 @@ fn workspace_sources() -> Vec<(String, String)> {
     for dir in ["crates", "xtask", "tests", "fuzz"] {
         rust_files(&root.join(dir), &mut files);
     }
-    assert!(files.len() > 10, "found only {} Rust files under {}", files.len(), root.display());
+    assert!(
+        files.len() > 10,
+        "found only {} Rust files under {}",
+        files.len(),
+        root.display()
+    );
     files
         .into_iter()
         .map(|p| {
-            let rel = p.strip_prefix(&root).unwrap().to_string_lossy().replace('\\', "/");
+            let rel = p
+                .strip_prefix(&root)
+                .unwrap()
+                .to_string_lossy()
+                .replace('\\', "/");
             (rel, std::fs::read_to_string(&p).unwrap())
         })
         .collect()
@@ -60,13 +74,22 @@ fn unsafe_lines(source: &str) -> Vec<usize> {
 fn no_unsafe_outside_ffi_crates() {
     let offenders: Vec<String> = workspace_sources()
         .into_iter()
-        .filter(|(path, _)| !UNSAFE_ALLOWED.iter().any(|allowed| path.starts_with(allowed)))
+        .filter(|(path, _)| {
+            !UNSAFE_ALLOWED
+                .iter()
+                .any(|allowed| path.starts_with(allowed))
+        })
         .filter(|(path, _)| path != "tests/tidy.rs")
         .flat_map(|(path, source)| {
-            unsafe_lines(&source).into_iter().map(move |i| format!("{path}:{}", i + 1))
+            unsafe_lines(&source)
+                .into_iter()
+                .map(move |i| format!("{path}:{}", i + 1))
         })
         .collect();
-    assert!(offenders.is_empty(), "unsafe outside p11-raw and p11-fault: {offenders:?}");
+    assert!(
+        offenders.is_empty(),
+        "unsafe outside p11-raw and p11-fault: {offenders:?}"
+    );
 }
 
 #[test]
@@ -74,7 +97,10 @@ fn every_unsafe_block_has_a_safety_comment() {
     let mut missing = Vec::new();
     let mut blocks = 0;
     for (path, source) in workspace_sources() {
-        if !UNSAFE_ALLOWED.iter().any(|allowed| path.starts_with(allowed)) {
+        if !UNSAFE_ALLOWED
+            .iter()
+            .any(|allowed| path.starts_with(allowed))
+        {
             continue;
         }
         let lines: Vec<&str> = source.lines().collect();
@@ -97,15 +123,25 @@ fn every_unsafe_block_has_a_safety_comment() {
             }
         }
     }
-    assert!(blocks > 20, "expected the FFI crates' unsafe blocks, found {blocks}");
-    assert!(missing.is_empty(), "unsafe without a `// SAFETY:` comment above: {missing:?}");
+    assert!(
+        blocks > 20,
+        "expected the FFI crates' unsafe blocks, found {blocks}"
+    );
+    assert!(
+        missing.is_empty(),
+        "unsafe without a `// SAFETY:` comment above: {missing:?}"
+    );
 }
 
 #[test]
 fn safe_crates_forbid_unsafe_code() {
     for (path, source) in workspace_sources() {
         let is_root = path.ends_with("src/lib.rs") || path.ends_with("src/main.rs");
-        if !is_root || UNSAFE_ALLOWED.iter().any(|allowed| path.starts_with(allowed)) {
+        if !is_root
+            || UNSAFE_ALLOWED
+                .iter()
+                .any(|allowed| path.starts_with(allowed))
+        {
             continue;
         }
         assert!(

@@ -41,7 +41,9 @@ fn main() -> ExitCode {
         Some("softhsm-setup") => setup::run(&args[1..]),
         Some(setup::PROVISION_CHILD) => setup::provision_child(&args[1..]),
         Some("test") => test(&args[1..]),
-        Some(other) => Err(format!("unknown task {other:?}; run `cargo xtask` for the list").into()),
+        Some(other) => {
+            Err(format!("unknown task {other:?}; run `cargo xtask` for the list").into())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -72,8 +74,14 @@ fn cargo() -> Command {
 
 /// Runs a command, failing with its name when it fails.
 fn run_checked(command: &mut Command) -> Result {
-    let status = command.status().map_err(|e| format!("cannot run {command:?}: {e}"))?;
-    if status.success() { Ok(()) } else { Err(format!("{command:?} failed: {status}").into()) }
+    let status = command
+        .status()
+        .map_err(|e| format!("cannot run {command:?}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{command:?} failed: {status}").into())
+    }
 }
 
 /// PATH with the project's Python validators (pyHanko in target/venv) in front.

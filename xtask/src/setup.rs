@@ -63,11 +63,13 @@ pub(crate) fn provision(module: &Path) -> Result {
 /// Makes sure SoftHSM2 is installed: installs Debian's package as root, otherwise says
 /// the exact command.
 pub(crate) fn ensure_softhsm() -> Result {
-    if std::env::var_os("PKCS11_MODULE").is_some() || p11_testkit::softhsm_module_path().is_some()
-    {
+    if std::env::var_os("PKCS11_MODULE").is_some() || p11_testkit::softhsm_module_path().is_some() {
         return Ok(());
     }
-    let root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.trim_ascii() == b"0");
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.trim_ascii() == b"0");
     if !root {
         return Err("SoftHSM2 is not installed. Install it with:\n    \
                     sudo apt-get update && sudo apt-get install -y softhsm2\n\
@@ -93,10 +95,11 @@ pub(crate) fn provision_child(args: &[String]) -> Result {
     };
     p11_testkit::write_softhsm_config()?;
     let module = Module::open(module_path)?;
-    let existing = module
-        .slots(true)?
-        .into_iter()
-        .find(|&slot| module.token_info(slot).is_ok_and(|t| t.label == TOKEN_LABEL));
+    let existing = module.slots(true)?.into_iter().find(|&slot| {
+        module
+            .token_info(slot)
+            .is_ok_and(|t| t.label == TOKEN_LABEL)
+    });
     let (slot, created) = match existing {
         Some(slot) => (slot, false),
         None => {
