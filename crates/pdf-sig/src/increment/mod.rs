@@ -1,0 +1,438 @@
+//! What the increment adds and rewrites (DESIGN.md, "pdf-sig: the increment"): the
+//! signature dictionary, a signature field merged with its widget (or an existing empty
+//! field filled), the page's `/Annots`, and the AcroForm's `/Fields` and `/SigFlags`.
+//! Rewritten objects keep their number and generation; new ones get numbers from
+//! [`Document::next_object_number`] on.
+
+mod appearance;
+mod tree;
+
+use std::collections::BTreeMap;
+use std::io::{Read, Seek};
+use std::time::SystemTime;
+
+use lopdf::{Dictionary, Object};
+
+use crate::Warning;
+use crate::error::{Error, ObjectId, Result};
+use crate::options::{Rect, SignOptions};
+use crate::reader::Document;
+use crate::text::{CivilTime, text_string};
+use appearance::{AppearanceText, appearance_stream};
+use tree::Field;
+
+/// Annotation flags of the widget: Print (4) and Locked (128).
+const WIDGET_FLAGS: i64 = 132;
+
+/// `/SigFlags 3`: SignaturesExist and AppendOnly (12.7.2, Table 219).
+const SIG_FLAGS: i64 = 3;
+
+/// The planned increment: every object to write except the cross-reference data.
+pub(crate) struct Increment {
+    /// Rewritten and new objects, in object-number order.
+    pub(crate) objects: BTreeMap<ObjectId, Object>,
+    /// The signature dictionary's number; the layout writes it with its placeholders.
+    pub(crate) signature_id: ObjectId,
+    /// The signature dictionary without `/ByteRange` and `/Contents`.
+    pub(crate) signature: Dictionary,
+    /// The first object number not used by the increment.
+    pub(crate) next_number: u32,
+    /// The fully qualified name of the signed field.
+    pub(crate) field_name: String,
+    /// Things the caller should know (characters the appearance could not show).
+    pub(crate) warnings: Vec<Warning>,
+}
+
+/// Hands out new object numbers.
+struct Numbers {
+    next: u32,
+}
+
+impl Numbers {
+    fn take(&mut self) -> Result<ObjectId> {
+        let number = self.next;
+        self.next = number.checked_add(1).ok_or(Error::ObjectNumbersExhausted {
+            highest: u64::from(number),
+        })?;
+        Ok((number, 0))
+    }
+}
+
+/// Where the AcroForm dictionary lives.
+enum FormHome {
+    Missing,
+    Direct,
+    Indirect(ObjectId),
+}
+
+/// Plans the increment for signing `doc` with `options` at `time`.
+pub(crate) fn plan<R: Read + Seek>(
+    doc: &mut Document<R>,
+    options: &SignOptions,
+    time: SystemTime,
+) -> Result<Increment> {
+    let trailer = doc.trailer().clone();
+    if trailer.has(b"Encrypt") {
+        return Err(Error::Encrypted);
+    }
+    let Ok(Object::Reference(root_id)) = trailer.get(b"Root") else {
+        return Err(Error::wrong_type(
+            "the trailer's /Root",
+            "an indirect reference",
+            None,
+        ));
+    };
+    let root_id = *root_id;
+    let mut catalog = doc.dictionary(root_id, "the /Root catalog")?;
+    check_doc_mdp(doc, &catalog)?;
+
+    let (home, mut form) = match catalog.get(b"AcroForm") {
+        Err(_) | Ok(Object::Null) => (FormHome::Missing, Dictionary::new()),
+        Ok(Object::Reference(id)) => (
+            FormHome::Indirect(*id),
+            doc.dictionary(*id, "the AcroForm")?,
+        ),
+        Ok(Object::Dictionary(form)) => (FormHome::Direct, form.clone()),
+        Ok(_) => {
+            return Err(Error::wrong_type(
+                "the catalog's /AcroForm",
+                "a dictionary",
+                Some(root_id),
+            ));
+        }
+    };
+    let (fields_id, mut field_roots) = match form.get(b"Fields") {
+        Err(_) | Ok(Object::Null) => (None, Vec::new()),
+        Ok(Object::Reference(id)) => match doc.object(*id)? {
+            Object::Array(items) => (Some(*id), items),
+            _ => {
+                return Err(Error::wrong_type(
+                    "the AcroForm's /Fields",
+                    "an array",
+                    Some(*id),
+                ));
+            }
+        },
+        Ok(Object::Array(items)) => (None, items.clone()),
+        Ok(_) => {
+            return Err(Error::wrong_type(
+                "the AcroForm's /Fields",
+                "an array",
+                None,
+            ));
+        }
+    };
+    let fields = tree::fields(doc, &field_roots)?;
+
+    let civil = CivilTime::from_system_time(time);
+    let mut numbers = Numbers {
+        next: doc.next_object_number()?,
+    };
+    let signature_id = numbers.take()?;
+    let mut objects = BTreeMap::new();
+    let mut warnings = Vec::new();
+    let appearance_text = AppearanceText {
+        name: options.name.as_deref(),
+        date: civil.display(),
+        reason: options.reason.as_deref(),
+        location: options.location.as_deref(),
+    };
+
+    let existing = options
+        .field_name
+        .as_deref()
+        .and_then(|name| fields.iter().find(|field| field.name == name));
+    let field_name = if let Some(field) = existing {
+        fill_field(
+            doc,
+            &fields,
+            field,
+            signature_id,
+            &appearance_text,
+            &mut numbers,
+            &mut objects,
+            &mut warnings,
+        )?;
+        field.name.clone()
+    } else {
+        let name = match &options.field_name {
+            Some(name) if name.contains('.') => {
+                return Err(Error::InvalidOption(
+                    "a new field's name cannot contain a period",
+                ));
+            }
+            Some(name) => name.clone(),
+            None => free_name(&fields),
+        };
+        let widget_id = numbers.take()?;
+        let page = tree::find_page(
+            doc,
+            catalog.get(b"Pages").unwrap_or(&Object::Null),
+            options.page_index,
+        )?;
+        let mut widget = Dictionary::new();
+        widget.set("Type", Object::Name(b"Annot".to_vec()));
+        widget.set("Subtype", Object::Name(b"Widget".to_vec()));
+        widget.set("FT", Object::Name(b"Sig".to_vec()));
+        widget.set("T", text_string(&name));
+        widget.set("V", Object::Reference(signature_id));
+        widget.set("F", WIDGET_FLAGS);
+        widget.set("P", Object::Reference(page.id));
+        match options.visible {
+            Some(placement) => {
+                widget.set("Rect", rect_object(&placement.rect));
+                let (stream, stream_warnings) =
+                    appearance_stream(&placement.rect, &appearance_text);
+                warnings.extend(stream_warnings);
+                let stream_id = numbers.take()?;
+                objects.insert(stream_id, Object::Stream(stream));
+                widget.set(
+                    "AP",
+                    Dictionary::from_iter([("N", Object::Reference(stream_id))]),
+                );
+            }
+            None => widget.set("Rect", rect_object(&Rect::new(0.0, 0.0, 0.0, 0.0))),
+        }
+        objects.insert(widget_id, Object::Dictionary(widget));
+        add_to_annots(doc, page, widget_id, &mut objects)?;
+        field_roots.push(Object::Reference(widget_id));
+        match fields_id {
+            Some(id) => {
+                objects.insert(id, Object::Array(field_roots));
+            }
+            None => form.set("Fields", Object::Array(field_roots)),
+        }
+        name
+    };
+
+    // The AcroForm is rewritten where it lives, and only when it changed.
+    let form_changed = fields_id.is_none() && existing.is_none()
+        || !matches!(form.get(b"SigFlags"), Ok(Object::Integer(flags)) if flags & SIG_FLAGS == SIG_FLAGS);
+    if form_changed {
+        let flags = match form.get(b"SigFlags") {
+            Ok(Object::Integer(flags)) => flags | SIG_FLAGS,
+            _ => SIG_FLAGS,
+        };
+        form.set("SigFlags", flags);
+        if !form.has(b"Fields") {
+            form.set("Fields", Object::Array(Vec::new()));
+        }
+        match home {
+            FormHome::Indirect(id) => {
+                objects.insert(id, Object::Dictionary(form));
+            }
+            FormHome::Direct => {
+                catalog.set("AcroForm", form);
+                objects.insert(root_id, Object::Dictionary(catalog));
+            }
+            FormHome::Missing => {
+                let form_id = numbers.take()?;
+                objects.insert(form_id, Object::Dictionary(form));
+                catalog.set("AcroForm", Object::Reference(form_id));
+                objects.insert(root_id, Object::Dictionary(catalog));
+            }
+        }
+    }
+
+    let mut signature = Dictionary::new();
+    signature.set("Type", Object::Name(b"Sig".to_vec()));
+    signature.set("Filter", Object::Name(b"Adobe.PPKLite".to_vec()));
+    signature.set(
+        "SubFilter",
+        Object::Name(options.sub_filter.name().as_bytes().to_vec()),
+    );
+    signature.set("M", text_string(&civil.pdf_date()));
+    for (key, value) in [
+        ("Name", &options.name),
+        ("Reason", &options.reason),
+        ("Location", &options.location),
+        ("ContactInfo", &options.contact_info),
+    ] {
+        if let Some(value) = value {
+            signature.set(key, text_string(value));
+        }
+    }
+    Ok(Increment {
+        objects,
+        signature_id,
+        signature,
+        next_number: numbers.next,
+        field_name,
+        warnings,
+    })
+}
+
+/// Refuses a document certified with DocMDP `/P 1` (12.8.2.2).
+fn check_doc_mdp<R: Read + Seek>(doc: &mut Document<R>, catalog: &Dictionary) -> Result<()> {
+    let Ok(perms) = catalog.get(b"Perms") else {
+        return Ok(());
+    };
+    let Object::Dictionary(perms) = doc.resolve(perms)? else {
+        return Ok(());
+    };
+    let Ok(certification) = perms.get(b"DocMDP") else {
+        return Ok(());
+    };
+    let Object::Dictionary(certification) = doc.resolve(certification)? else {
+        return Ok(());
+    };
+    let references = match certification.get(b"Reference") {
+        Ok(references) => doc.resolve(references)?,
+        Err(_) => return Ok(()),
+    };
+    let Object::Array(references) = references else {
+        return Ok(());
+    };
+    for reference in &references {
+        let Object::Dictionary(reference) = doc.resolve(reference)? else {
+            continue;
+        };
+        if !matches!(reference.get(b"TransformMethod"), Ok(Object::Name(method)) if method == b"DocMDP")
+        {
+            continue;
+        }
+        let permission = match reference.get(b"TransformParams") {
+            Ok(params) => match doc.resolve(params)? {
+                Object::Dictionary(params) => match params.get(b"P") {
+                    Ok(Object::Integer(permission)) => *permission,
+                    _ => 2,
+                },
+                _ => 2,
+            },
+            Err(_) => 2,
+        };
+        if permission == 1 {
+            return Err(Error::CertifiedNoChanges);
+        }
+    }
+    Ok(())
+}
+
+/// `Signature1`, `Signature2`, ...: the first one no field is named.
+fn free_name(fields: &[Field]) -> String {
+    (1u64..)
+        .map(|number| format!("Signature{number}"))
+        .find(|name| !fields.iter().any(|field| &field.name == name))
+        .unwrap_or_else(|| "Signature".to_owned())
+}
+
+fn rect_object(rect: &Rect) -> Object {
+    Object::Array(vec![
+        Object::Real(rect.left),
+        Object::Real(rect.bottom),
+        Object::Real(rect.right),
+        Object::Real(rect.top),
+    ])
+}
+
+/// Reads a `/Rect` array of four numbers.
+fn read_rect(object: &Object) -> Option<Rect> {
+    let Object::Array(items) = object else {
+        return None;
+    };
+    let numbers: Vec<f32> = items
+        .iter()
+        .filter_map(|item| match item {
+            Object::Integer(value) => Some(*value as f32),
+            Object::Real(value) => Some(*value),
+            _ => None,
+        })
+        .collect();
+    let [x1, y1, x2, y2] = numbers.as_slice() else {
+        return None;
+    };
+    Some(Rect::new(
+        x1.min(*x2),
+        y1.min(*y2),
+        x1.max(*x2),
+        y1.max(*y2),
+    ))
+}
+
+/// Fills an existing empty signature field; a widget merged with it that has an area
+/// gets an appearance.
+#[allow(clippy::too_many_arguments)]
+fn fill_field<R: Read + Seek>(
+    doc: &mut Document<R>,
+    fields: &[Field],
+    field: &Field,
+    signature_id: ObjectId,
+    appearance_text: &AppearanceText<'_>,
+    numbers: &mut Numbers,
+    objects: &mut BTreeMap<ObjectId, Object>,
+    warnings: &mut Vec<Warning>,
+) -> Result<()> {
+    if !field.is_signature() {
+        return Err(Error::FieldNotSignature {
+            field: field.name.clone(),
+        });
+    }
+    if field.is_signed() {
+        return Err(Error::FieldAlreadySigned {
+            field: field.name.clone(),
+        });
+    }
+    if tree::is_locked(doc, fields, &field.name)? {
+        return Err(Error::FieldLocked {
+            field: field.name.clone(),
+        });
+    }
+    let mut dict = field.dict.clone();
+    dict.set("V", Object::Reference(signature_id));
+    let rect = dict.get(b"Rect").ok().and_then(read_rect);
+    if let Some(rect) = rect.filter(|rect| rect.width() > 0.0 && rect.height() > 0.0) {
+        let (stream, stream_warnings) = appearance_stream(&rect, appearance_text);
+        warnings.extend(stream_warnings);
+        let stream_id = numbers.take()?;
+        objects.insert(stream_id, Object::Stream(stream));
+        dict.set(
+            "AP",
+            Dictionary::from_iter([("N", Object::Reference(stream_id))]),
+        );
+    }
+    objects.insert(field.id, Object::Dictionary(dict));
+    Ok(())
+}
+
+/// Adds the widget to the page's `/Annots`: in the page if the array is direct or
+/// missing, in the array object if it is indirect.
+fn add_to_annots<R: Read + Seek>(
+    doc: &mut Document<R>,
+    mut page: tree::Page,
+    widget_id: ObjectId,
+    objects: &mut BTreeMap<ObjectId, Object>,
+) -> Result<()> {
+    let widget = Object::Reference(widget_id);
+    match page.dict.get(b"Annots") {
+        Ok(Object::Reference(annots_id)) => {
+            let annots_id = *annots_id;
+            let Object::Array(mut annots) = doc.object(annots_id)? else {
+                return Err(Error::wrong_type(
+                    "the page's /Annots",
+                    "an array",
+                    Some(annots_id),
+                ));
+            };
+            annots.push(widget);
+            objects.insert(annots_id, Object::Array(annots));
+        }
+        Ok(Object::Array(annots)) => {
+            let mut annots = annots.clone();
+            annots.push(widget);
+            page.dict.set("Annots", Object::Array(annots));
+            objects.insert(page.id, Object::Dictionary(page.dict));
+        }
+        Err(_) | Ok(Object::Null) => {
+            page.dict.set("Annots", Object::Array(vec![widget]));
+            objects.insert(page.id, Object::Dictionary(page.dict));
+        }
+        Ok(_) => {
+            return Err(Error::wrong_type(
+                "the page's /Annots",
+                "an array",
+                Some(page.id),
+            ));
+        }
+    }
+    Ok(())
+}

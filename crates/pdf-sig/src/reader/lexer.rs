@@ -1,0 +1,621 @@
+//! PDF object syntax (ISO 32000-1, 7.2 and 7.3) parsed from a byte window into lopdf's
+//! [`Object`] model.
+//!
+//! The parser works on a slice that may be a window onto a larger file. When the window
+//! does not reach the end of the data (`complete == false`), running off its end is
+//! reported as [`Error::UnexpectedEof`] so that the caller can read a larger window and
+//! try again; a token that ends exactly at the window's end is treated the same way,
+//! since it might continue past it.
+
+use lopdf::{Dictionary, Object, StringFormat};
+
+use crate::error::{Error, ObjectId, Result};
+use crate::limits::MAX_NESTING;
+
+/// An indirect object as found at an offset: `N G obj <object> [stream]`.
+#[derive(Debug)]
+pub(crate) struct IndirectObject {
+    /// The `N G` of the header.
+    pub(crate) id: ObjectId,
+    /// The object (for a stream, its dictionary, as [`Object::Dictionary`]).
+    pub(crate) object: Object,
+    /// For a stream, the absolute offset of its first data byte.
+    pub(crate) stream_data: Option<u64>,
+}
+
+/// A parser over one window of PDF bytes.
+pub(crate) struct Parser<'a> {
+    buf: &'a [u8],
+    pos: usize,
+    base: u64,
+    complete: bool,
+    object_stream: Option<u32>,
+}
+
+pub(crate) fn is_whitespace(byte: u8) -> bool {
+    matches!(byte, b'\0' | b'\t' | b'\n' | b'\x0C' | b'\r' | b' ')
+}
+
+pub(crate) fn is_delimiter(byte: u8) -> bool {
+    matches!(
+        byte,
+        b'(' | b')' | b'<' | b'>' | b'[' | b']' | b'{' | b'}' | b'/' | b'%'
+    )
+}
+
+fn is_regular(byte: u8) -> bool {
+    !is_whitespace(byte) && !is_delimiter(byte)
+}
+
+fn hex_value(byte: u8) -> Option<u8> {
+    match byte {
+        b'0'..=b'9' => Some(byte - b'0'),
+        b'a'..=b'f' => Some(byte - b'a' + 10),
+        b'A'..=b'F' => Some(byte - b'A' + 10),
+        _ => None,
+    }
+}
+
+impl<'a> Parser<'a> {
+    /// A parser over `buf`, whose first byte is at offset `base` of the data. `complete`
+    /// says whether `buf` runs to the end of the data.
+    pub(crate) fn new(buf: &'a [u8], base: u64, complete: bool) -> Self {
+        Parser {
+            buf,
+            pos: 0,
+            base,
+            complete,
+            object_stream: None,
+        }
+    }
+
+    /// A parser over a decoded object stream's data, for error messages that name it.
+    pub(crate) fn in_object_stream(buf: &'a [u8], stream: u32) -> Self {
+        Parser {
+            buf,
+            pos: 0,
+            base: 0,
+            complete: true,
+            object_stream: Some(stream),
+        }
+    }
+
+    /// The absolute offset of the next byte.
+    pub(crate) fn offset(&self) -> u64 {
+        self.base.saturating_add(self.pos as u64)
+    }
+
+    fn eof(&self) -> Error {
+        Error::UnexpectedEof {
+            offset: self.offset(),
+        }
+    }
+
+    fn error(&self, expected: &'static str) -> Error {
+        Error::Syntax {
+            offset: self.offset(),
+            expected,
+            object_stream: self.object_stream,
+        }
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.buf.get(self.pos).copied()
+    }
+
+    fn peek_at(&self, ahead: usize) -> Option<u8> {
+        self.buf.get(self.pos.saturating_add(ahead)).copied()
+    }
+
+    /// The next byte, or an end-of-data error.
+    fn next_byte(&mut self) -> Result<u8> {
+        let byte = self.peek().ok_or_else(|| self.eof())?;
+        self.pos += 1;
+        Ok(byte)
+    }
+
+    /// Skips white space and comments. Returns whether any data is left.
+    pub(crate) fn skip_whitespace(&mut self) -> Result<bool> {
+        loop {
+            match self.peek() {
+                Some(byte) if is_whitespace(byte) => self.pos += 1,
+                Some(b'%') => {
+                    while let Some(byte) = self.peek() {
+                        if byte == b'\n' || byte == b'\r' {
+                            break;
+                        }
+                        self.pos += 1;
+                    }
+                }
+                Some(_) => return Ok(true),
+                None if self.complete => return Ok(false),
+                None => return Err(self.eof()),
+            }
+        }
+    }
+
+    /// A run of regular characters (a number or a keyword), checked not to be cut by
+    /// the window's end.
+    fn token(&mut self) -> Result<&'a [u8]> {
+        let start = self.pos;
+        while self.peek().is_some_and(is_regular) {
+            self.pos += 1;
+        }
+        if self.pos == self.buf.len() && !self.complete {
+            return Err(self.eof());
+        }
+        Ok(self.buf.get(start..self.pos).unwrap_or_default())
+    }
+
+    /// Skips white space, then expects `keyword` as a whole token.
+    pub(crate) fn expect_keyword(
+        &mut self,
+        keyword: &'static [u8],
+        expected: &'static str,
+    ) -> Result<()> {
+        if !self.skip_whitespace()? {
+            return Err(self.eof());
+        }
+        let at = self.pos;
+        if self.token()? == keyword {
+            Ok(())
+        } else {
+            self.pos = at;
+            Err(self.error(expected))
+        }
+    }
+
+    /// Skips white space and reads a non-negative integer token.
+    pub(crate) fn unsigned(&mut self, expected: &'static str) -> Result<u64> {
+        if !self.skip_whitespace()? {
+            return Err(self.eof());
+        }
+        let at = self.pos;
+        let token = self.token()?;
+        parse_unsigned(token).ok_or_else(|| {
+            self.pos = at;
+            self.error(expected)
+        })
+    }
+
+    /// Reads the `N G obj` header of an indirect object.
+    pub(crate) fn indirect_header(&mut self) -> Result<ObjectId> {
+        let number = self.unsigned("an object number")?;
+        let generation = self.unsigned("a generation number")?;
+        self.expect_keyword(b"obj", "obj")?;
+        let number =
+            u32::try_from(number).map_err(|_| self.error("an object number below 2^32"))?;
+        let generation =
+            u16::try_from(generation).map_err(|_| self.error("a generation number below 65536"))?;
+        Ok((number, generation))
+    }
+
+    /// Reads an indirect object: its header, the object, and for a stream the offset of
+    /// its data.
+    pub(crate) fn indirect_object(&mut self) -> Result<IndirectObject> {
+        let id = self.indirect_header()?;
+        let object = self.object()?;
+        let mut stream_data = None;
+        if matches!(object, Object::Dictionary(_)) && self.skip_whitespace()? {
+            let at = self.pos;
+            if self.peek().is_some_and(is_regular) && self.token()? == b"stream" {
+                // The keyword is followed by CRLF or LF (7.3.8.1); a lone CR is tolerated.
+                match (self.peek(), self.peek_at(1)) {
+                    (Some(b'\r'), Some(b'\n')) => self.pos += 2,
+                    (Some(b'\n'), _) => self.pos += 1,
+                    (Some(b'\r'), Some(_)) => self.pos += 1,
+                    (Some(b'\r'), None) | (None, _) => return Err(self.eof()),
+                    _ => return Err(self.error("an end of line after stream")),
+                }
+                stream_data = Some(self.offset());
+            } else {
+                self.pos = at;
+            }
+        }
+        Ok(IndirectObject {
+            id,
+            object,
+            stream_data,
+        })
+    }
+
+    /// Reads one direct object.
+    pub(crate) fn object(&mut self) -> Result<Object> {
+        self.object_at_depth(0)
+    }
+
+    fn object_at_depth(&mut self, depth: usize) -> Result<Object> {
+        if !self.skip_whitespace()? {
+            return Err(self.eof());
+        }
+        let Some(byte) = self.peek() else {
+            return Err(self.eof());
+        };
+        match byte {
+            b'/' => {
+                self.pos += 1;
+                Ok(Object::Name(self.name_body()?))
+            }
+            b'(' => {
+                self.pos += 1;
+                Ok(Object::String(
+                    self.literal_string_body()?,
+                    StringFormat::Literal,
+                ))
+            }
+            b'<' if self.peek_at(1) == Some(b'<') => {
+                let dict = self.dictionary(depth)?;
+                Ok(Object::Dictionary(dict))
+            }
+            b'<' if self.peek_at(1).is_none() && !self.complete => Err(self.eof()),
+            b'<' => {
+                self.pos += 1;
+                Ok(Object::String(
+                    self.hex_string_body()?,
+                    StringFormat::Hexadecimal,
+                ))
+            }
+            b'[' => {
+                let depth = self.deeper(depth)?;
+                self.pos += 1;
+                let mut items = Vec::new();
+                loop {
+                    if !self.skip_whitespace()? {
+                        return Err(self.eof());
+                    }
+                    if self.peek() == Some(b']') {
+                        self.pos += 1;
+                        return Ok(Object::Array(items));
+                    }
+                    items.push(self.object_at_depth(depth)?);
+                }
+            }
+            b'0'..=b'9' | b'+' | b'-' | b'.' => self.number_or_reference(),
+            _ if is_regular(byte) => {
+                let at = self.pos;
+                match self.token()? {
+                    b"true" => Ok(Object::Boolean(true)),
+                    b"false" => Ok(Object::Boolean(false)),
+                    b"null" => Ok(Object::Null),
+                    _ => {
+                        self.pos = at;
+                        Err(self.error("an object"))
+                    }
+                }
+            }
+            _ => Err(self.error("an object")),
+        }
+    }
+
+    fn deeper(&self, depth: usize) -> Result<usize> {
+        let depth = depth + 1;
+        if depth > MAX_NESTING {
+            return Err(Error::NestingTooDeep {
+                offset: self.offset(),
+                limit: MAX_NESTING,
+            });
+        }
+        Ok(depth)
+    }
+
+    fn dictionary(&mut self, depth: usize) -> Result<Dictionary> {
+        let depth = self.deeper(depth)?;
+        self.pos += 2;
+        let mut dict = Dictionary::new();
+        loop {
+            if !self.skip_whitespace()? {
+                return Err(self.eof());
+            }
+            match (self.peek(), self.peek_at(1)) {
+                (Some(b'>'), Some(b'>')) => {
+                    self.pos += 2;
+                    return Ok(dict);
+                }
+                (Some(b'>'), None) => return Err(self.eof()),
+                (Some(b'/'), _) => {
+                    self.pos += 1;
+                    let key = self.name_body()?;
+                    let value = self.object_at_depth(depth)?;
+                    dict.set(key, value);
+                }
+                _ => return Err(self.error("a name key or >>")),
+            }
+        }
+    }
+
+    /// A name after its `/`, with `#xx` escapes decoded.
+    fn name_body(&mut self) -> Result<Vec<u8>> {
+        let token = self.token()?;
+        let mut name = Vec::with_capacity(token.len());
+        let mut index = 0;
+        while let Some(&byte) = token.get(index) {
+            if byte == b'#'
+                && let (Some(high), Some(low)) = (
+                    token.get(index + 1).copied().and_then(hex_value),
+                    token.get(index + 2).copied().and_then(hex_value),
+                )
+            {
+                name.push(high << 4 | low);
+                index += 3;
+                continue;
+            }
+            name.push(byte);
+            index += 1;
+        }
+        Ok(name)
+    }
+
+    fn literal_string_body(&mut self) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut open = 0usize;
+        loop {
+            let byte = self.next_byte()?;
+            match byte {
+                b'(' => {
+                    open += 1;
+                    out.push(byte);
+                }
+                b')' if open == 0 => return Ok(out),
+                b')' => {
+                    open -= 1;
+                    out.push(byte);
+                }
+                b'\\' => self.escape(&mut out)?,
+                // An end-of-line marker in a string reads as a single line feed (7.3.4.2).
+                b'\r' => {
+                    if self.peek() == Some(b'\n') {
+                        self.pos += 1;
+                    }
+                    out.push(b'\n');
+                }
+                _ => out.push(byte),
+            }
+        }
+    }
+
+    fn escape(&mut self, out: &mut Vec<u8>) -> Result<()> {
+        let byte = self.next_byte()?;
+        match byte {
+            b'n' => out.push(b'\n'),
+            b'r' => out.push(b'\r'),
+            b't' => out.push(b'\t'),
+            b'b' => out.push(b'\x08'),
+            b'f' => out.push(b'\x0C'),
+            b'0'..=b'7' => {
+                let mut value = u32::from(byte - b'0');
+                for _ in 0..2 {
+                    match self.peek() {
+                        Some(digit @ b'0'..=b'7') => {
+                            value = value * 8 + u32::from(digit - b'0');
+                            self.pos += 1;
+                        }
+                        None if !self.complete => return Err(self.eof()),
+                        _ => break,
+                    }
+                }
+                // High-order overflow is ignored (7.3.4.2).
+                out.push((value & 0xFF) as u8);
+            }
+            // A backslash before an end of line continues the string on the next line.
+            b'\r' => {
+                if self.peek() == Some(b'\n') {
+                    self.pos += 1;
+                }
+            }
+            b'\n' => {}
+            // `\(`, `\)`, `\\`, and any other character stands for itself.
+            _ => out.push(byte),
+        }
+        Ok(())
+    }
+
+    fn hex_string_body(&mut self) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut high: Option<u8> = None;
+        loop {
+            let byte = self.next_byte()?;
+            if byte == b'>' {
+                if let Some(high) = high {
+                    out.push(high << 4);
+                }
+                return Ok(out);
+            }
+            if is_whitespace(byte) {
+                continue;
+            }
+            let Some(value) = hex_value(byte) else {
+                self.pos -= 1;
+                return Err(self.error("a hexadecimal digit or >"));
+            };
+            match high.take() {
+                Some(high) => out.push(high << 4 | value),
+                None => high = Some(value),
+            }
+        }
+    }
+
+    fn number_or_reference(&mut self) -> Result<Object> {
+        let at = self.pos;
+        let token = self.token()?;
+        let Some(number) = parse_number(token) else {
+            self.pos = at;
+            return Err(self.error("a number"));
+        };
+        let Object::Integer(first) = number else {
+            return Ok(number);
+        };
+        // `N G R`: only when two unsigned integers are followed by the keyword R.
+        if token.iter().any(|&byte| !byte.is_ascii_digit()) {
+            return Ok(number);
+        }
+        let after_first = self.pos;
+        if let Some(reference) = self.reference_tail(first)? {
+            return Ok(reference);
+        }
+        self.pos = after_first;
+        Ok(number)
+    }
+
+    /// After an unsigned integer, looks for `G R`. Returns `None` (position unspecified)
+    /// when they are not there.
+    fn reference_tail(&mut self, number: i64) -> Result<Option<Object>> {
+        if !self.skip_whitespace()? || !self.peek().is_some_and(|byte| byte.is_ascii_digit()) {
+            return Ok(None);
+        }
+        let generation = self.token()?;
+        if generation.iter().any(|&byte| !byte.is_ascii_digit()) {
+            return Ok(None);
+        }
+        if !self.skip_whitespace()? || self.peek() != Some(b'R') {
+            return Ok(None);
+        }
+        if self.token()? != b"R" {
+            return Ok(None);
+        }
+        let (Ok(number), Some(generation)) = (u32::try_from(number), parse_unsigned(generation))
+        else {
+            return Err(self.error("an object reference with numbers in range"));
+        };
+        let generation =
+            u16::try_from(generation).map_err(|_| self.error("a generation number below 65536"))?;
+        Ok(Some(Object::Reference((number, generation))))
+    }
+}
+
+/// Parses a run of ASCII digits.
+pub(crate) fn parse_unsigned(token: &[u8]) -> Option<u64> {
+    if token.is_empty() || token.len() > 19 {
+        return None;
+    }
+    token.iter().try_fold(0u64, |value, &byte| {
+        byte.is_ascii_digit()
+            .then(|| value * 10 + u64::from(byte - b'0'))
+    })
+}
+
+/// Parses an integer or real token (7.3.3). Integers too large for `i64` become reals.
+fn parse_number(token: &[u8]) -> Option<Object> {
+    let (negative, digits) = match token.first() {
+        Some(b'-') => (true, token.get(1..).unwrap_or_default()),
+        Some(b'+') => (false, token.get(1..).unwrap_or_default()),
+        _ => (false, token),
+    };
+    let dots = digits.iter().filter(|&&byte| byte == b'.').count();
+    if dots > 1
+        || !digits
+            .iter()
+            .all(|&byte| byte.is_ascii_digit() || byte == b'.')
+    {
+        return None;
+    }
+    if !digits.iter().any(u8::is_ascii_digit) {
+        return None;
+    }
+    let text = std::str::from_utf8(digits).ok()?;
+    if dots == 0
+        && let Ok(value) = text.parse::<i64>()
+    {
+        return Some(Object::Integer(if negative { -value } else { value }));
+    }
+    // "5." and ".5" are both valid PDF; Rust's parser takes both.
+    let value: f64 = text.parse().ok()?;
+    let value = if negative { -value } else { value };
+    Some(Object::Real(value as f32))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &[u8]) -> Result<Object> {
+        Parser::new(text, 0, true).object()
+    }
+
+    #[test]
+    fn scalars() {
+        assert_eq!(parse(b"42").unwrap(), Object::Integer(42));
+        assert_eq!(parse(b"-17").unwrap(), Object::Integer(-17));
+        assert_eq!(parse(b"+3").unwrap(), Object::Integer(3));
+        assert_eq!(parse(b"-.5").unwrap(), Object::Real(-0.5));
+        assert_eq!(parse(b"4.").unwrap(), Object::Real(4.0));
+        assert_eq!(parse(b"true").unwrap(), Object::Boolean(true));
+        assert_eq!(parse(b"null").unwrap(), Object::Null);
+        assert_eq!(parse(b"/A#20B").unwrap(), Object::Name(b"A B".to_vec()));
+        assert_eq!(parse(b"12 0 R").unwrap(), Object::Reference((12, 0)));
+        assert!(matches!(parse(b"--5"), Err(Error::Syntax { .. })));
+        assert!(matches!(parse(b"foo"), Err(Error::Syntax { .. })));
+    }
+
+    #[test]
+    fn strings() {
+        assert_eq!(
+            parse(b"(a(b)c\\)\\n\\053\\\r\nx\r\ny)").unwrap(),
+            Object::String(b"a(b)c)\n+x\ny".to_vec(), StringFormat::Literal)
+        );
+        assert_eq!(
+            parse(b"<41 42 4>").unwrap(),
+            Object::String(b"AB@".to_vec(), StringFormat::Hexadecimal)
+        );
+        assert!(matches!(parse(b"<4G>"), Err(Error::Syntax { .. })));
+        assert!(matches!(parse(b"(abc"), Err(Error::UnexpectedEof { .. })));
+    }
+
+    #[test]
+    fn containers_and_references() {
+        let object = parse(b"<</Kids [1 0 R 2 0 R 3] /N [5 0 /X] /X<</Y null>>>>").unwrap();
+        let Object::Dictionary(dict) = object else {
+            panic!("not a dictionary")
+        };
+        assert_eq!(
+            dict.get(b"Kids").unwrap(),
+            &Object::Array(vec![
+                Object::Reference((1, 0)),
+                Object::Reference((2, 0)),
+                Object::Integer(3)
+            ])
+        );
+        // `5 0` followed by a name is not a reference.
+        assert_eq!(
+            dict.get(b"N").unwrap(),
+            &Object::Array(vec![
+                Object::Integer(5),
+                Object::Integer(0),
+                Object::Name(b"X".to_vec())
+            ])
+        );
+    }
+
+    #[test]
+    fn window_end_asks_for_more() {
+        // A token cut by the window's end might continue: more data is needed.
+        for text in [&b"12"[..], b"12 0", b"<</A 1", b"[1 2", b"(ab", b"<"] {
+            let result = Parser::new(text, 0, false).object();
+            assert!(
+                matches!(result, Err(Error::UnexpectedEof { .. })),
+                "{text:?}: {result:?}"
+            );
+        }
+        assert_eq!(
+            Parser::new(b"12 /", 0, false).object().unwrap(),
+            Object::Integer(12)
+        );
+    }
+
+    #[test]
+    fn nesting_is_limited() {
+        let deep = [b"[".repeat(MAX_NESTING), b"]".repeat(MAX_NESTING)].concat();
+        assert!(parse(&deep).is_ok());
+        let deeper = [b"[".repeat(MAX_NESTING + 1), b"]".repeat(MAX_NESTING + 1)].concat();
+        assert!(matches!(parse(&deeper), Err(Error::NestingTooDeep { .. })));
+        let dicts = b"<</A ".repeat(10_000);
+        assert!(matches!(parse(&dicts), Err(Error::NestingTooDeep { .. })));
+    }
+
+    #[test]
+    fn indirect_stream_header() {
+        let text = b"7 0 obj\n<</Length 3>>\nstream\r\nabc\nendstream\nendobj";
+        let found = Parser::new(text, 100, true).indirect_object().unwrap();
+        assert_eq!(found.id, (7, 0));
+        assert_eq!(found.stream_data, Some(100 + 30));
+    }
+}

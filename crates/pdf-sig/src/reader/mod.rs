@@ -1,0 +1,616 @@
+//! A lazy PDF reader over `Read + Seek`.
+//!
+//! [`Document::open`] reads the cross-reference chain (tables, streams, hybrid files,
+//! `/Prev` chains, linearized files) and the trailer; [`Document::object`] then reads one
+//! object at a time by offset, from the file or from an object stream. Nothing else is
+//! read, so memory follows the objects touched, not the file size. Objects come back in
+//! lopdf's [`Object`] model.
+//!
+//! Guarded against hostile input: offsets and lengths are checked against the file size,
+//! nesting, stream sizes and the number of cross-reference entries are bounded (see
+//! [`crate::limits`]), and loops in the `/Prev` chain and in references are errors.
+
+mod filter;
+pub(crate) mod lexer;
+mod xref;
+
+use std::collections::{HashMap, HashSet};
+use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::rc::Rc;
+
+use lopdf::{Dictionary, Object, Stream};
+
+use crate::error::{Error, ObjectId, Result};
+use crate::limits::{MAX_OBJECT_LEN, MAX_STREAM_LEN, MAX_XREF_ENTRIES};
+use lexer::{IndirectObject, Parser};
+pub use xref::XrefEntry;
+pub(crate) use xref::encode_stream_entry;
+use xref::{NumberedEntry, StreamLayout};
+
+/// The kind of a cross-reference section.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum XrefKind {
+    /// A table (`xref` ... `trailer`), possibly with a `/XRefStm` (a hybrid file).
+    Table,
+    /// A cross-reference stream (`/Type /XRef`).
+    Stream,
+}
+
+/// A decoded object stream: its data and the (number, offset) pairs of its header.
+struct ObjectStream {
+    number: u32,
+    data: Vec<u8>,
+    first: usize,
+    pairs: Vec<(u32, usize)>,
+}
+
+/// How many references may be resolved inside one another (a `/Length` in an object
+/// stream whose own `/Length` is a reference, ...) before the reader gives up.
+const MAX_RESOLUTION_DEPTH: usize = 16;
+
+/// The first window read at an object's offset; it grows fourfold while too small.
+const FIRST_WINDOW: u64 = 4096;
+
+/// A PDF opened for reading: its cross-reference data and trailer, and a cache of the
+/// objects read so far.
+pub struct Document<R> {
+    source: R,
+    file_len: u64,
+    startxref: u64,
+    kind: XrefKind,
+    trailer: Dictionary,
+    entries: HashMap<u32, XrefEntry>,
+    highest: u32,
+    cache: HashMap<u32, Object>,
+    object_stream: Option<Rc<ObjectStream>>,
+    resolving: Vec<u32>,
+}
+
+impl<R: Read + Seek> Document<R> {
+    /// Reads the header, `startxref`, every cross-reference section of the `/Prev`
+    /// chain, and the newest trailer.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotPdf`], [`Error::MissingStartxref`], [`Error::BadXref`],
+    /// [`Error::XrefLoop`], [`Error::TooManyXrefEntries`], [`Error::OutOfBounds`],
+    /// syntax errors, and I/O errors from `source`.
+    pub fn open(mut source: R) -> Result<Self> {
+        let file_len = source
+            .seek(SeekFrom::End(0))
+            .map_err(Error::io("reading the input"))?;
+        let head = read_exact_at(&mut source, 0, file_len.min(1024))?;
+        if !contains(&head, b"%PDF-") {
+            return Err(Error::NotPdf);
+        }
+        let tail_len = file_len.min(2048);
+        let tail = read_exact_at(&mut source, file_len - tail_len, tail_len)?;
+        let startxref = find_startxref(&tail).ok_or(Error::MissingStartxref)?;
+        if startxref >= file_len {
+            return Err(Error::OutOfBounds {
+                what: "startxref",
+                offset: startxref,
+                file_len,
+            });
+        }
+        let mut document = Document {
+            source,
+            file_len,
+            startxref,
+            kind: XrefKind::Table,
+            trailer: Dictionary::new(),
+            entries: HashMap::new(),
+            highest: 0,
+            cache: HashMap::new(),
+            object_stream: None,
+            resolving: Vec::new(),
+        };
+        document.read_xref_chain()?;
+        Ok(document)
+    }
+
+    /// The length of the file in bytes, as measured when it was opened.
+    pub fn file_len(&self) -> u64 {
+        self.file_len
+    }
+
+    /// The offset that the file's last `startxref` gives: the newest section.
+    pub fn startxref(&self) -> u64 {
+        self.startxref
+    }
+
+    /// The kind of the newest cross-reference section.
+    pub fn xref_kind(&self) -> XrefKind {
+        self.kind
+    }
+
+    /// The newest trailer (for a cross-reference stream, its dictionary).
+    pub fn trailer(&self) -> &Dictionary {
+        &self.trailer
+    }
+
+    /// The cross-reference entry in force for object `number`, if any section lists it.
+    pub fn xref_entry(&self, number: u32) -> Option<XrefEntry> {
+        self.entries.get(&number).copied()
+    }
+
+    /// The first object number free for new objects: max(`/Size`, 1 + the highest
+    /// number in any cross-reference section or object stream read so far).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ObjectNumbersExhausted`] when that number does not fit in 32 bits.
+    pub fn next_object_number(&self) -> Result<u32> {
+        let size = match self.trailer.get(b"Size") {
+            Ok(Object::Integer(size)) => (*size).max(0) as u64,
+            _ => 0,
+        };
+        let next = size.max(u64::from(self.highest) + 1);
+        u32::try_from(next).map_err(|_| Error::ObjectNumbersExhausted { highest: next })
+    }
+
+    /// Gives the source back.
+    pub fn into_inner(self) -> R {
+        self.source
+    }
+
+    /// Reads object `id` (from the cache after the first time). A stream comes back
+    /// with its raw (still encoded) data.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::MissingObject`] when no cross-reference entry lists the object (or lists
+    /// it as free, or with another generation); [`Error::ObjectMismatch`] when another
+    /// object sits at the listed offset; syntax, limit and I/O errors.
+    pub fn object(&mut self, id: ObjectId) -> Result<Object> {
+        if let Some(object) = self.cache.get(&id.0) {
+            return Ok(object.clone());
+        }
+        if self.resolving.contains(&id.0) || self.resolving.len() >= MAX_RESOLUTION_DEPTH {
+            return Err(Error::ReferenceLoop { object: id.0 });
+        }
+        self.resolving.push(id.0);
+        let result = self.load(id);
+        self.resolving.pop();
+        let object = result?;
+        self.cache.insert(id.0, object.clone());
+        Ok(object)
+    }
+
+    /// Follows `object` if it is a reference; returns it unchanged otherwise.
+    ///
+    /// # Errors
+    ///
+    /// As [`Document::object`].
+    pub fn resolve(&mut self, object: &Object) -> Result<Object> {
+        match object {
+            Object::Reference(id) => self.object(*id),
+            other => Ok(other.clone()),
+        }
+    }
+
+    /// Reads object `id` and checks that it is a dictionary (a stream's dictionary does
+    /// not count).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnexpectedType`] naming `what`, and the errors of [`Document::object`].
+    pub fn dictionary(&mut self, id: ObjectId, what: &'static str) -> Result<Dictionary> {
+        match self.object(id)? {
+            Object::Dictionary(dict) => Ok(dict),
+            _ => Err(Error::wrong_type(what, "a dictionary", Some(id))),
+        }
+    }
+
+    fn load(&mut self, id: ObjectId) -> Result<Object> {
+        let missing = Error::MissingObject { object: id };
+        match self.entries.get(&id.0).copied() {
+            None | Some(XrefEntry::Free) => Err(missing),
+            Some(XrefEntry::InFile { generation, .. }) if generation != id.1 => Err(missing),
+            Some(XrefEntry::InFile { offset, .. }) => self.load_from_file(id, offset),
+            Some(XrefEntry::InStream { .. }) if id.1 != 0 => Err(missing),
+            Some(XrefEntry::InStream { stream, index }) => {
+                self.load_from_stream(id.0, stream, index)
+            }
+        }
+    }
+
+    fn load_from_file(&mut self, id: ObjectId, offset: u64) -> Result<Object> {
+        let found = self.indirect_object_at(offset)?;
+        if found.id != id {
+            return Err(Error::ObjectMismatch {
+                expected: id,
+                found: found.id,
+                offset,
+            });
+        }
+        match (found.object, found.stream_data) {
+            (Object::Dictionary(dict), Some(data_offset)) => {
+                let length = match dict.get(b"Length") {
+                    Ok(Object::Integer(length)) => *length,
+                    Ok(Object::Reference(length_id)) => match self.object(*length_id)? {
+                        Object::Integer(length) => length,
+                        _ => {
+                            return Err(Error::wrong_type(
+                                "a stream /Length",
+                                "an integer",
+                                Some(*length_id),
+                            ));
+                        }
+                    },
+                    _ => {
+                        return Err(Error::wrong_type(
+                            "a stream /Length",
+                            "an integer",
+                            Some(id),
+                        ));
+                    }
+                };
+                let content = self.stream_data(id.0, data_offset, length)?;
+                let mut stream = Stream::new(dict, content);
+                stream.start_position = usize::try_from(data_offset).ok();
+                Ok(Object::Stream(stream.with_compression(false)))
+            }
+            (object, _) => Ok(object),
+        }
+    }
+
+    fn load_from_stream(&mut self, number: u32, stream: u32, index: u32) -> Result<Object> {
+        let object_stream = self.object_stream(stream)?;
+        let bad = |reason| Error::BadObjectStream {
+            object: stream,
+            reason,
+        };
+        // The index normally points at the object; a stream rewritten by a careless
+        // producer may have it elsewhere, so look it up by number if the index misses.
+        let offset = match object_stream.pairs.get(index as usize) {
+            Some(&(found, offset)) if found == number => offset,
+            _ => object_stream
+                .pairs
+                .iter()
+                .find(|&&(found, _)| found == number)
+                .map(|&(_, offset)| offset)
+                .ok_or_else(|| bad("does not hold the object its cross-reference entry names"))?,
+        };
+        let start = object_stream
+            .first
+            .checked_add(offset)
+            .ok_or_else(|| bad("object offset overflows"))?;
+        let data = object_stream
+            .data
+            .get(start..)
+            .ok_or_else(|| bad("object offset beyond the data"))?;
+        let mut parser = Parser::in_object_stream(data, stream);
+        let object = parser.object().map_err(|error| match error {
+            Error::UnexpectedEof { .. } => bad("object cut short by the end of the data"),
+            other => other,
+        })?;
+        if matches!(object, Object::Stream(_)) {
+            return Err(bad("holds a stream"));
+        }
+        Ok(object)
+    }
+
+    fn object_stream(&mut self, number: u32) -> Result<Rc<ObjectStream>> {
+        if let Some(cached) = &self.object_stream
+            && cached.number == number
+        {
+            return Ok(Rc::clone(cached));
+        }
+        let bad = |reason| Error::BadObjectStream {
+            object: number,
+            reason,
+        };
+        if !matches!(self.entries.get(&number), Some(XrefEntry::InFile { .. })) {
+            return Err(bad("is not an object stored in the file"));
+        }
+        let Object::Stream(stream) = self.object((number, 0))? else {
+            return Err(bad("is not a stream"));
+        };
+        // The raw data is no longer needed once decoded; drop the cached copy.
+        self.cache.remove(&number);
+        let dict = &stream.dict;
+        let count = match dict.get(b"N") {
+            Ok(Object::Integer(count)) => {
+                usize::try_from(*count).map_err(|_| bad("negative /N"))?
+            }
+            _ => return Err(bad("/N missing or not an integer")),
+        };
+        let first = match dict.get(b"First") {
+            Ok(Object::Integer(first)) => {
+                usize::try_from(*first).map_err(|_| bad("negative /First"))?
+            }
+            _ => return Err(bad("/First missing or not an integer")),
+        };
+        let data = filter::decode(number, dict, stream.content)?;
+        let header = data
+            .get(..first)
+            .ok_or_else(|| bad("/First beyond the data"))?;
+        // Each pair takes at least four bytes ("1 0 "), which bounds /N by the data.
+        if count > header.len() / 2 + 1 {
+            return Err(bad("/N larger than the header can hold"));
+        }
+        let mut parser = Parser::in_object_stream(header, number);
+        let mut pairs = Vec::with_capacity(count);
+        for _ in 0..count {
+            let object = parser
+                .unsigned("an object number")
+                .map_err(|_| bad("malformed header"))?;
+            let offset = parser
+                .unsigned("an offset")
+                .map_err(|_| bad("malformed header"))?;
+            let object = u32::try_from(object).map_err(|_| bad("object number beyond 2^32"))?;
+            let offset = usize::try_from(offset).map_err(|_| bad("offset out of range"))?;
+            self.highest = self.highest.max(object);
+            pairs.push((object, offset));
+        }
+        let object_stream = Rc::new(ObjectStream {
+            number,
+            data,
+            first,
+            pairs,
+        });
+        self.object_stream = Some(Rc::clone(&object_stream));
+        Ok(object_stream)
+    }
+
+    /// Parses the indirect object at `offset`, reading a window that grows until the
+    /// object fits.
+    fn indirect_object_at(&mut self, offset: u64) -> Result<IndirectObject> {
+        self.parse_at(offset, |parser| parser.indirect_object())
+    }
+
+    fn parse_at<T>(
+        &mut self,
+        offset: u64,
+        parse: impl Fn(&mut Parser<'_>) -> Result<T>,
+    ) -> Result<T> {
+        if offset >= self.file_len {
+            return Err(Error::OutOfBounds {
+                what: "an object",
+                offset,
+                file_len: self.file_len,
+            });
+        }
+        let mut window = FIRST_WINDOW;
+        loop {
+            let len = window.min(self.file_len - offset);
+            let buffer = read_exact_at(&mut self.source, offset, len)?;
+            let complete = offset + len == self.file_len;
+            let mut parser = Parser::new(&buffer, offset, complete);
+            match parse(&mut parser) {
+                Err(Error::UnexpectedEof { .. }) if !complete && window < MAX_OBJECT_LEN => {
+                    window = window.saturating_mul(4).min(MAX_OBJECT_LEN);
+                }
+                Err(Error::UnexpectedEof { .. }) if !complete => {
+                    return Err(Error::ObjectTooLarge {
+                        offset,
+                        limit: MAX_OBJECT_LEN,
+                    });
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Reads `length` bytes of stream data at `offset` and checks that `endstream`
+    /// follows them, so that a lying `/Length` is caught.
+    fn stream_data(&mut self, object: u32, offset: u64, length: i64) -> Result<Vec<u8>> {
+        let bad_length = Error::BadStreamLength {
+            object,
+            offset,
+            length,
+        };
+        let Ok(len) = u64::try_from(length) else {
+            return Err(bad_length);
+        };
+        if len > MAX_STREAM_LEN {
+            return Err(Error::StreamTooLarge {
+                object,
+                limit: MAX_STREAM_LEN,
+            });
+        }
+        let end = offset.saturating_add(len);
+        if end > self.file_len {
+            return Err(Error::OutOfBounds {
+                what: "stream data",
+                offset: end,
+                file_len: self.file_len,
+            });
+        }
+        let data = read_exact_at(&mut self.source, offset, len)?;
+        let after = read_exact_at(&mut self.source, end, (self.file_len - end).min(64))?;
+        let keyword = after.iter().position(|&byte| !lexer::is_whitespace(byte));
+        match keyword.and_then(|start| after.get(start..)) {
+            Some(rest) if rest.starts_with(b"endstream") => Ok(data),
+            _ => Err(bad_length),
+        }
+    }
+
+    fn read_xref_chain(&mut self) -> Result<()> {
+        let mut visited = HashSet::new();
+        let mut budget = MAX_XREF_ENTRIES;
+        let mut next = Some(self.startxref);
+        let mut newest = true;
+        while let Some(offset) = next {
+            if !visited.insert(offset) {
+                return Err(Error::XrefLoop { offset });
+            }
+            if offset >= self.file_len {
+                return Err(Error::OutOfBounds {
+                    what: "a /Prev offset",
+                    offset,
+                    file_len: self.file_len,
+                });
+            }
+            let (kind, trailer, entries) = self.read_section(offset, &mut budget, &mut visited)?;
+            for (number, entry) in entries {
+                self.highest = self.highest.max(number);
+                self.entries.entry(number).or_insert(entry);
+            }
+            next = match trailer.get(b"Prev") {
+                Ok(Object::Integer(prev)) => {
+                    Some(u64::try_from(*prev).map_err(|_| Error::BadXref {
+                        offset,
+                        reason: "negative /Prev",
+                    })?)
+                }
+                Ok(Object::Real(prev)) if prev.fract() == 0.0 && *prev >= 0.0 => Some(*prev as u64),
+                _ => None,
+            };
+            if newest {
+                self.kind = kind;
+                self.trailer = trailer;
+                newest = false;
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads one section: a table (with its hybrid `/XRefStm`, if any) or a stream.
+    /// Returns its entries in order of precedence.
+    fn read_section(
+        &mut self,
+        offset: u64,
+        budget: &mut u64,
+        visited: &mut HashSet<u64>,
+    ) -> Result<(XrefKind, Dictionary, Vec<NumberedEntry>)> {
+        let head = read_exact_at(&mut self.source, offset, (self.file_len - offset).min(32))?;
+        let start = head
+            .iter()
+            .position(|&byte| !lexer::is_whitespace(byte))
+            .unwrap_or(0);
+        if head
+            .get(start..)
+            .is_some_and(|rest| rest.starts_with(b"xref"))
+        {
+            self.source
+                .seek(SeekFrom::Start(offset))
+                .map_err(Error::io("reading the input"))?;
+            let mut input = BufReader::with_capacity(
+                64 * 1024,
+                (&mut self.source).take(self.file_len - offset),
+            );
+            let (table, trailer_at) = xref::parse_table(&mut input, offset, budget)?;
+            drop(input);
+            let trailer = match self.parse_at(trailer_at, |parser| parser.object())? {
+                Object::Dictionary(trailer) => trailer,
+                _ => {
+                    return Err(Error::BadXref {
+                        offset: trailer_at,
+                        reason: "trailer is not a dictionary",
+                    });
+                }
+            };
+            // A hybrid file (7.5.8.4): objects in the stream at /XRefStm come after the
+            // table's own entries but before its free ones, which often mark exactly
+            // the objects the stream holds.
+            let (in_use, free): (Vec<_>, Vec<_>) = table
+                .into_iter()
+                .partition(|(_, entry)| !matches!(entry, XrefEntry::Free));
+            let mut entries = in_use;
+            if let Ok(Object::Integer(stream_offset)) = trailer.get(b"XRefStm") {
+                let stream_offset = u64::try_from(*stream_offset).map_err(|_| Error::BadXref {
+                    offset,
+                    reason: "negative /XRefStm",
+                })?;
+                if !visited.insert(stream_offset) {
+                    return Err(Error::XrefLoop {
+                        offset: stream_offset,
+                    });
+                }
+                let (_, stream_entries) = self.read_xref_stream(stream_offset, budget)?;
+                entries.extend(stream_entries);
+            }
+            entries.extend(free);
+            Ok((XrefKind::Table, trailer, entries))
+        } else {
+            let (dict, entries) = self.read_xref_stream(offset, budget)?;
+            Ok((XrefKind::Stream, dict, entries))
+        }
+    }
+
+    fn read_xref_stream(
+        &mut self,
+        offset: u64,
+        budget: &mut u64,
+    ) -> Result<(Dictionary, Vec<NumberedEntry>)> {
+        if offset >= self.file_len {
+            return Err(Error::OutOfBounds {
+                what: "a cross-reference stream",
+                offset,
+                file_len: self.file_len,
+            });
+        }
+        let found = self
+            .indirect_object_at(offset)
+            .map_err(|error| match error {
+                Error::Syntax { .. } => Error::BadXref {
+                    offset,
+                    reason: "neither a table nor a stream at the offset",
+                },
+                other => other,
+            })?;
+        let (Object::Dictionary(dict), Some(data_offset)) = (found.object, found.stream_data)
+        else {
+            return Err(Error::BadXref {
+                offset,
+                reason: "not a stream",
+            });
+        };
+        if !matches!(dict.get(b"Type"), Ok(Object::Name(name)) if name == b"XRef") {
+            return Err(Error::BadXref {
+                offset,
+                reason: "stream without /Type /XRef",
+            });
+        }
+        // The entries of a cross-reference stream's dictionary are direct (7.5.8.2).
+        let Ok(&Object::Integer(length)) = dict.get(b"Length") else {
+            return Err(Error::BadXref {
+                offset,
+                reason: "/Length missing or indirect",
+            });
+        };
+        let layout = StreamLayout::from_dict(&dict, offset)?;
+        let raw = self.stream_data(found.id.0, data_offset, length)?;
+        let data = filter::decode(found.id.0, &dict, raw)?;
+        let entries = layout.entries(&data, offset, budget)?;
+        self.highest = self.highest.max(found.id.0);
+        Ok((dict, entries))
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|window| window == needle)
+}
+
+/// Finds the offset after the last `startxref` keyword of the file's tail.
+fn find_startxref(tail: &[u8]) -> Option<u64> {
+    let keyword = b"startxref";
+    let at = tail
+        .windows(keyword.len())
+        .rposition(|window| window == keyword)?;
+    let rest = tail.get(at + keyword.len()..)?;
+    let mut parser = Parser::new(rest, 0, true);
+    parser.unsigned("an offset").ok()
+}
+
+/// Reads exactly `len` bytes at `offset`.
+fn read_exact_at<R: Read + Seek>(source: &mut R, offset: u64, len: u64) -> Result<Vec<u8>> {
+    source
+        .seek(SeekFrom::Start(offset))
+        .map_err(Error::io("reading the input"))?;
+    let mut buffer = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+    source
+        .take(len)
+        .read_to_end(&mut buffer)
+        .map_err(Error::io("reading the input"))?;
+    if (buffer.len() as u64) < len {
+        return Err(Error::UnexpectedEof {
+            offset: offset + buffer.len() as u64,
+        });
+    }
+    Ok(buffer)
+}

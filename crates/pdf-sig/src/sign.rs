@@ -1,0 +1,503 @@
+//! The signing flow: plan and lay out the increment, then stream the input into the
+//! output while hashing it (read once), append the increment, and later patch only the
+//! `/Contents` placeholder. Files go through a temporary file beside the target that is
+//! fsynced and renamed; the input is never opened for writing.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use sha2::Digest as _;
+
+use crate::error::{Error, Result};
+use crate::increment::plan;
+use crate::layout::{Base, ByteRange, Layout, lay_out};
+use crate::options::SignOptions;
+use crate::reader::Document;
+use crate::{ContainerSpec, DigestAlgorithm, SignatureContainer, Warning};
+
+/// The buffer the input is copied through: large enough to keep system calls few,
+/// small enough to keep memory flat.
+const COPY_BUFFER: usize = 1024 * 1024;
+
+/// What [`prepare`] found and computed: the digest to sign and where it came from.
+#[derive(Debug, Clone)]
+pub struct PreparedSignature {
+    digest: Vec<u8>,
+    digest_algorithm: DigestAlgorithm,
+    byte_range: ByteRange,
+    capacity: usize,
+    field_name: String,
+    warnings: Vec<Warning>,
+    contents_offset: u64,
+}
+
+impl PreparedSignature {
+    /// The digest over the `/ByteRange` bytes, for the signature container to sign.
+    pub fn digest(&self) -> &[u8] {
+        &self.digest
+    }
+
+    /// The algorithm of [`PreparedSignature::digest`].
+    pub fn digest_algorithm(&self) -> DigestAlgorithm {
+        self.digest_algorithm
+    }
+
+    /// The two byte ranges the digest covers.
+    pub fn byte_range(&self) -> ByteRange {
+        self.byte_range
+    }
+
+    /// How many bytes of DER the `/Contents` placeholder holds.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// The fully qualified name of the signature field.
+    pub fn field_name(&self) -> &str {
+        &self.field_name
+    }
+
+    /// Things the caller should know, such as characters a visible appearance could
+    /// not show.
+    pub fn warnings(&self) -> &[Warning] {
+        &self.warnings
+    }
+
+    fn report(&self) -> SignReport {
+        SignReport {
+            field_name: self.field_name.clone(),
+            byte_range: self.byte_range,
+            warnings: self.warnings.clone(),
+        }
+    }
+
+    /// The container as `/Contents` hex digits, or an error if it does not fit.
+    fn hex_contents(&self, container: &[u8]) -> Result<Vec<u8>> {
+        if container.len() > self.capacity {
+            return Err(Error::ContainerTooLarge {
+                len: container.len(),
+                capacity: self.capacity,
+            });
+        }
+        const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
+        let mut hex = Vec::with_capacity(container.len() * 2);
+        for &byte in container {
+            hex.push(DIGITS[usize::from(byte >> 4)]);
+            hex.push(DIGITS[usize::from(byte & 0x0F)]);
+        }
+        Ok(hex)
+    }
+}
+
+/// What a finished signature reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SignReport {
+    /// The fully qualified name of the signed field.
+    pub field_name: String,
+    /// The two byte ranges the signature covers.
+    pub byte_range: ByteRange,
+    /// Things the caller should know, such as characters a visible appearance could
+    /// not show.
+    pub warnings: Vec<Warning>,
+}
+
+/// A signature prepared into a temporary file beside the target; [`PreparedFile::finish`]
+/// embeds the container and renames the file into place. Dropping it unfinished removes
+/// the temporary file.
+#[derive(Debug)]
+pub struct PreparedFile {
+    temp: TempFile,
+    target: PathBuf,
+    prepared: PreparedSignature,
+}
+
+impl PreparedFile {
+    /// The digest to sign.
+    pub fn digest(&self) -> &[u8] {
+        &self.prepared.digest
+    }
+
+    /// Everything else about the prepared signature.
+    pub fn details(&self) -> &PreparedSignature {
+        &self.prepared
+    }
+
+    /// Writes `container` (DER) into `/Contents`, fsyncs, and renames the temporary
+    /// file to the target.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ContainerTooLarge`] when `container` does not fit the placeholder, and
+    /// I/O errors. On error the temporary file is removed and the target untouched.
+    pub fn finish(mut self, container: &[u8]) -> Result<SignReport> {
+        let hex = self.prepared.hex_contents(container)?;
+        let file = &mut self.temp.file;
+        file.seek(SeekFrom::Start(self.prepared.contents_offset + 1))
+            .map_err(Error::io("writing the signature container"))?;
+        file.write_all(&hex)
+            .map_err(Error::io("writing the signature container"))?;
+        file.sync_all().map_err(Error::io("syncing the output"))?;
+        fs::rename(&self.temp.path, &self.target)
+            .map_err(Error::io("renaming the temporary file to the output"))?;
+        self.temp.renamed = true;
+        Ok(self.prepared.report())
+    }
+}
+
+/// A signature prepared into a caller's writer; [`PreparedStream::finish`] patches
+/// `/Contents` and gives the writer back.
+#[derive(Debug)]
+pub struct PreparedStream<W> {
+    output: W,
+    prepared: PreparedSignature,
+}
+
+impl<W: Write + Seek> PreparedStream<W> {
+    /// The digest to sign.
+    pub fn digest(&self) -> &[u8] {
+        &self.prepared.digest
+    }
+
+    /// Everything else about the prepared signature.
+    pub fn details(&self) -> &PreparedSignature {
+        &self.prepared
+    }
+
+    /// Writes `container` (DER) into `/Contents` and returns the writer with a report.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ContainerTooLarge`] when `container` does not fit the placeholder, and
+    /// I/O errors from the writer.
+    pub fn finish(mut self, container: &[u8]) -> Result<(W, SignReport)> {
+        let hex = self.prepared.hex_contents(container)?;
+        self.output
+            .seek(SeekFrom::Start(self.prepared.contents_offset + 1))
+            .map_err(Error::io("writing the signature container"))?;
+        self.output
+            .write_all(&hex)
+            .map_err(Error::io("writing the signature container"))?;
+        self.output
+            .flush()
+            .map_err(Error::io("writing the signature container"))?;
+        let report = self.prepared.report();
+        Ok((self.output, report))
+    }
+}
+
+/// Prepares a signature of the PDF at `input` into a temporary file beside `output`:
+/// the input bytes verbatim, then the increment with a `/Contents` placeholder sized for
+/// `spec`. Returns the handle holding the digest to sign.
+///
+/// # Errors
+///
+/// [`Error::OutputIsInput`] when `output` is the input file and
+/// [`SignOptions`]'s in-place was not asked for; every reading error of the input (see
+/// [`Error`]), [`Error::Encrypted`], [`Error::CertifiedNoChanges`], field errors, and
+/// I/O errors. Nothing is left behind on error.
+pub fn prepare(
+    input: impl AsRef<Path>,
+    output: impl AsRef<Path>,
+    options: &SignOptions,
+    spec: ContainerSpec,
+) -> Result<PreparedFile> {
+    let (input, output) = (input.as_ref(), output.as_ref());
+    let source = File::open(input).map_err(Error::io("opening the input"))?;
+    if !options.in_place && is_same_file(&source, output) {
+        return Err(Error::OutputIsInput {
+            path: output.to_path_buf(),
+        });
+    }
+    let planned = Planned::new(source, options, spec)?;
+    let mut temp = TempFile::beside(output)?;
+    let prepared = planned.write_to(&mut temp.file, 0)?;
+    Ok(PreparedFile {
+        temp,
+        target: output.to_path_buf(),
+        prepared,
+    })
+}
+
+/// Prepares a signature of `input` into `output`, a writer positioned where the signed
+/// PDF is to start. The file-based [`prepare`] is this plus a temporary file and rename.
+///
+/// # Errors
+///
+/// As [`prepare`], less the file-system ones; I/O errors from `output`.
+pub fn prepare_stream<R: Read + Seek, W: Write + Seek>(
+    input: R,
+    mut output: W,
+    options: &SignOptions,
+    spec: ContainerSpec,
+) -> Result<PreparedStream<W>> {
+    let start = output
+        .stream_position()
+        .map_err(Error::io("writing the output"))?;
+    let planned = Planned::new(input, options, spec)?;
+    let prepared = planned.write_to(&mut output, start)?;
+    Ok(PreparedStream { output, prepared })
+}
+
+/// Signs the PDF at `input` into `output` in one call: [`prepare`], then `container`
+/// signs the digest, then [`PreparedFile::finish`].
+///
+/// # Errors
+///
+/// As [`prepare`] and [`PreparedFile::finish`]; [`Error::Container`] when the container
+/// fails.
+pub fn sign(
+    input: impl AsRef<Path>,
+    output: impl AsRef<Path>,
+    options: &SignOptions,
+    container: &dyn SignatureContainer,
+) -> Result<SignReport> {
+    let prepared = prepare(input, output, options, ContainerSpec::of(container))?;
+    let der = container
+        .sign_digest(prepared.digest())
+        .map_err(Error::Container)?;
+    prepared.finish(&der)
+}
+
+/// The increment laid out, before anything is written.
+struct Planned<R> {
+    input: R,
+    file_len: u64,
+    layout: Layout,
+    spec: ContainerSpec,
+    field_name: String,
+    warnings: Vec<Warning>,
+}
+
+impl<R: Read + Seek> Planned<R> {
+    fn new(input: R, options: &SignOptions, spec: ContainerSpec) -> Result<Self> {
+        let mut doc = Document::open(input)?;
+        let time = options.signing_time.unwrap_or_else(SystemTime::now);
+        let increment = plan(&mut doc, options, time)?;
+        let trailer = doc.trailer().clone();
+        let (startxref, kind, file_len) = (doc.startxref(), doc.xref_kind(), doc.file_len());
+        let mut input = doc.into_inner();
+        let mut last = [0u8; 1];
+        input
+            .seek(SeekFrom::Start(file_len.saturating_sub(1)))
+            .map_err(Error::io("reading the input"))?;
+        input
+            .read_exact(&mut last)
+            .map_err(Error::io("reading the input"))?;
+        let base = Base {
+            file_len,
+            ends_with_eol: matches!(last[0], b'\n' | b'\r'),
+            startxref,
+            kind,
+            trailer: &trailer,
+        };
+        let new_id = new_document_id(&trailer, file_len, time, &increment.field_name);
+        let layout = lay_out(&base, &increment, spec.max_len, new_id)?;
+        Ok(Planned {
+            input,
+            file_len,
+            layout,
+            spec,
+            field_name: increment.field_name,
+            warnings: increment.warnings,
+        })
+    }
+
+    /// Copies and hashes the input in one pass, then writes and hashes the increment
+    /// (but for the `/Contents` gap). `start` is where the output begins in `out`.
+    fn write_to<W: Write>(mut self, out: &mut W, start: u64) -> Result<PreparedSignature> {
+        let mut hasher = Hasher::new(self.spec.digest_algorithm);
+        self.input
+            .seek(SeekFrom::Start(0))
+            .map_err(Error::io("reading the input"))?;
+        let mut buffer = vec![0u8; COPY_BUFFER];
+        let mut left = self.file_len;
+        while left > 0 {
+            let want = usize::try_from(left)
+                .unwrap_or(usize::MAX)
+                .min(buffer.len());
+            let chunk = buffer
+                .get_mut(..want)
+                .ok_or(Error::Unreachable("want is at most the buffer's length"))?;
+            let read = self
+                .input
+                .read(chunk)
+                .map_err(Error::io("reading the input"))?;
+            if read == 0 {
+                return Err(Error::Io {
+                    during: "reading the input",
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "the input shrank while being signed",
+                    ),
+                });
+            }
+            let data = chunk.get(..read).ok_or(Error::Unreachable(
+                "read returns at most the chunk's length",
+            ))?;
+            hasher.update(data);
+            out.write_all(data)
+                .map_err(Error::io("writing the output"))?;
+            left -= read as u64;
+        }
+        let bytes = &self.layout.bytes;
+        let contents = self.layout.contents.clone();
+        hasher.update(bytes.get(..contents.start).unwrap_or_default());
+        hasher.update(bytes.get(contents.end..).unwrap_or_default());
+        out.write_all(bytes)
+            .map_err(Error::io("writing the output"))?;
+        out.flush().map_err(Error::io("writing the output"))?;
+        Ok(PreparedSignature {
+            digest: hasher.finalize(),
+            digest_algorithm: self.spec.digest_algorithm,
+            byte_range: self.layout.byte_range,
+            capacity: self.spec.max_len,
+            field_name: self.field_name,
+            warnings: self.warnings,
+            contents_offset: start + self.file_len + contents.start as u64,
+        })
+    }
+}
+
+/// The second `/ID` element: new for every revision (14.4), derived from what makes this
+/// one unique rather than from a random source, so that equal inputs give equal outputs.
+fn new_document_id(
+    trailer: &lopdf::Dictionary,
+    file_len: u64,
+    time: SystemTime,
+    field: &str,
+) -> [u8; 16] {
+    let mut hasher = sha2::Sha256::new();
+    if let Ok(lopdf::Object::Array(ids)) = trailer.get(b"ID")
+        && let Some(lopdf::Object::String(first, _)) = ids.first()
+    {
+        hasher.update(first);
+    }
+    hasher.update(file_len.to_be_bytes());
+    let nanos = time
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_nanos())
+        .unwrap_or(0);
+    hasher.update(nanos.to_be_bytes());
+    hasher.update(field.as_bytes());
+    let digest = hasher.finalize();
+    let mut id = [0u8; 16];
+    for (slot, byte) in id.iter_mut().zip(digest.iter()) {
+        *slot = *byte;
+    }
+    id
+}
+
+enum Hasher {
+    Sha256(sha2::Sha256),
+    Sha384(sha2::Sha384),
+    Sha512(sha2::Sha512),
+}
+
+impl Hasher {
+    fn new(algorithm: DigestAlgorithm) -> Self {
+        match algorithm {
+            DigestAlgorithm::Sha256 => Hasher::Sha256(sha2::Sha256::new()),
+            DigestAlgorithm::Sha384 => Hasher::Sha384(sha2::Sha384::new()),
+            DigestAlgorithm::Sha512 => Hasher::Sha512(sha2::Sha512::new()),
+        }
+    }
+
+    fn update(&mut self, data: &[u8]) {
+        match self {
+            Hasher::Sha256(hasher) => hasher.update(data),
+            Hasher::Sha384(hasher) => hasher.update(data),
+            Hasher::Sha512(hasher) => hasher.update(data),
+        }
+    }
+
+    fn finalize(self) -> Vec<u8> {
+        match self {
+            Hasher::Sha256(hasher) => hasher.finalize().to_vec(),
+            Hasher::Sha384(hasher) => hasher.finalize().to_vec(),
+            Hasher::Sha512(hasher) => hasher.finalize().to_vec(),
+        }
+    }
+}
+
+/// A temporary file beside the target, removed on drop unless it was renamed.
+#[derive(Debug)]
+struct TempFile {
+    path: PathBuf,
+    file: File,
+    renamed: bool,
+}
+
+impl TempFile {
+    fn beside(target: &Path) -> Result<Self> {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let directory = match target.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent,
+            _ => Path::new("."),
+        };
+        let name = target
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let mut attempt = 0;
+        loop {
+            let counter = COUNTER.fetch_add(1, Ordering::Relaxed);
+            let path = directory.join(format!(
+                ".{name}.pdfsign-{}-{counter}.tmp",
+                std::process::id()
+            ));
+            match OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
+                Ok(file) => {
+                    return Ok(TempFile {
+                        path,
+                        file,
+                        renamed: false,
+                    });
+                }
+                Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists && attempt < 16 => {
+                    attempt += 1
+                }
+                Err(error) => {
+                    return Err(Error::Io {
+                        during: "creating the temporary output file",
+                        source: error,
+                    });
+                }
+            }
+        }
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if !self.renamed {
+            // Nothing to report to: the error that dropped us is already on its way.
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Whether `output` names the file `input` is open on (hard links included).
+fn is_same_file(input: &File, output: &Path) -> bool {
+    let (Ok(input), Ok(output)) = (input.metadata(), fs::metadata(output)) else {
+        return false;
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        input.dev() == output.dev() && input.ino() == output.ino()
+    }
+    #[cfg(not(unix))]
+    {
+        // Without inode numbers, equal metadata is the best cheap evidence.
+        input.len() == output.len() && input.modified().ok() == output.modified().ok()
+    }
+}
