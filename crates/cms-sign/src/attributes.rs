@@ -164,7 +164,7 @@ pub struct SignedAttributes {
     pub signing_time: Option<SystemTime>,
     /// The first `ESSCertIDv2` of signing-certificate-v2, if present.
     pub signing_certificate: Option<SigningCertificate>,
-    /// Object identifiers of the other signed attributes, in their encoded order.
+    /// Object identifiers of the other signed attributes, in DER order.
     pub other: Vec<ObjectIdentifier>,
 }
 
