@@ -170,7 +170,7 @@ pub(crate) fn lay_out(
 }
 
 fn write_indirect(out: &mut Vec<u8>, id: ObjectId, object: &Object) -> std::io::Result<()> {
-    write!(out, "{} {} obj\n", id.0, id.1)?;
+    writeln!(out, "{} {} obj", id.0, id.1)?;
     Writer::write_object(out, object)?;
     out.extend_from_slice(b"\nendobj\n");
     Ok(())
@@ -237,7 +237,7 @@ fn write_table(
     let xref_offset = base.file_len + out.len() as u64;
     out.extend_from_slice(b"xref\n");
     for (first, run) in subsections(entries) {
-        write!(out, "{first} {}\n", run.len())
+        writeln!(out, "{first} {}", run.len())
             .map_err(Error::io("laying out the cross-reference table"))?;
         for entry in run {
             let line = match entry {

@@ -69,7 +69,7 @@ pub(crate) struct Placement {
 
 /// Options of one signature. Build them with [`SignOptions::builder`]; one value can
 /// serve many signatures.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct SignOptions {
     pub(crate) sub_filter: SubFilter,
     pub(crate) signing_time: Option<SystemTime>,
@@ -101,23 +101,6 @@ impl SignOptions {
     /// The signing time for `/M`, as given, or `None` for "now".
     pub fn signing_time(&self) -> Option<SystemTime> {
         self.signing_time
-    }
-}
-
-impl Default for SignOptions {
-    fn default() -> Self {
-        SignOptions {
-            sub_filter: SubFilter::default(),
-            signing_time: None,
-            name: None,
-            reason: None,
-            location: None,
-            contact_info: None,
-            field_name: None,
-            page_index: 0,
-            visible: None,
-            in_place: false,
-        }
     }
 }
 
@@ -206,14 +189,17 @@ impl SignOptionsBuilder {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidOption`] for an empty field name or one with a period (which
-    /// separates the parts of a qualified name and cannot be part of a new field's
-    /// partial name), or for a visible rectangle that is not finite, or has no area.
+    /// [`Error::InvalidOption`] for an empty field name, or for a visible rectangle that
+    /// is not finite or has no area. (A name with a period is refused later, when it
+    /// names no existing field: a period separates the parts of a qualified name.)
     pub fn build(&self) -> Result<SignOptions> {
-        if let Some(name) = &self.options.field_name {
-            if name.is_empty() {
-                return Err(Error::InvalidOption("the field name is empty"));
-            }
+        if self
+            .options
+            .field_name
+            .as_ref()
+            .is_some_and(String::is_empty)
+        {
+            return Err(Error::InvalidOption("the field name is empty"));
         }
         if let Some(placement) = &self.options.visible {
             let rect = placement.rect;

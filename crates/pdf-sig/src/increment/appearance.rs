@@ -133,8 +133,7 @@ pub(crate) fn appearance_stream(rect: &Rect, text: &AppearanceText<'_>) -> (Stre
         .max(0.001);
     let size = (inner_height / (lines.len() as f32 * leading))
         .min(inner_width / widest)
-        .min(12.0)
-        .max(0.5);
+        .clamp(0.5, 12.0);
 
     let mut content = String::new();
     let _ = writeln!(content, "q 0.4 0.4 0.4 RG 0.5 w");

@@ -124,6 +124,37 @@ pub(crate) fn plan<R: Read + Seek>(
     };
     let fields = tree::fields(doc, &field_roots)?;
 
+    // Everything is read before new numbers are handed out: reading may meet object
+    // streams holding numbers above every cross-reference entry, and those count too.
+    let existing = options
+        .field_name
+        .as_deref()
+        .and_then(|name| fields.iter().find(|field| field.name == name));
+    let target = match existing {
+        Some(field) => {
+            check_fillable(doc, &fields, field)?;
+            Target::Fill(field)
+        }
+        None => {
+            let name = match &options.field_name {
+                Some(name) if name.contains('.') => {
+                    return Err(Error::InvalidOption(
+                        "a new field's name cannot contain a period",
+                    ));
+                }
+                Some(name) => name.clone(),
+                None => free_name(&fields),
+            };
+            let page = tree::find_page(
+                doc,
+                catalog.get(b"Pages").unwrap_or(&Object::Null),
+                options.page_index,
+            )?;
+            let annots = read_annots(doc, &page)?;
+            Target::New { name, page, annots }
+        }
+    };
+
     let civil = CivilTime::from_system_time(time);
     let mut numbers = Numbers {
         next: doc.next_object_number()?,
@@ -138,75 +169,58 @@ pub(crate) fn plan<R: Read + Seek>(
         location: options.location.as_deref(),
     };
 
-    let existing = options
-        .field_name
-        .as_deref()
-        .and_then(|name| fields.iter().find(|field| field.name == name));
-    let field_name = if let Some(field) = existing {
-        fill_field(
-            doc,
-            &fields,
-            field,
-            signature_id,
-            &appearance_text,
-            &mut numbers,
-            &mut objects,
-            &mut warnings,
-        )?;
-        field.name.clone()
-    } else {
-        let name = match &options.field_name {
-            Some(name) if name.contains('.') => {
-                return Err(Error::InvalidOption(
-                    "a new field's name cannot contain a period",
-                ));
-            }
-            Some(name) => name.clone(),
-            None => free_name(&fields),
-        };
-        let widget_id = numbers.take()?;
-        let page = tree::find_page(
-            doc,
-            catalog.get(b"Pages").unwrap_or(&Object::Null),
-            options.page_index,
-        )?;
-        let mut widget = Dictionary::new();
-        widget.set("Type", Object::Name(b"Annot".to_vec()));
-        widget.set("Subtype", Object::Name(b"Widget".to_vec()));
-        widget.set("FT", Object::Name(b"Sig".to_vec()));
-        widget.set("T", text_string(&name));
-        widget.set("V", Object::Reference(signature_id));
-        widget.set("F", WIDGET_FLAGS);
-        widget.set("P", Object::Reference(page.id));
-        match options.visible {
-            Some(placement) => {
-                widget.set("Rect", rect_object(&placement.rect));
-                let (stream, stream_warnings) =
-                    appearance_stream(&placement.rect, &appearance_text);
-                warnings.extend(stream_warnings);
-                let stream_id = numbers.take()?;
-                objects.insert(stream_id, Object::Stream(stream));
-                widget.set(
-                    "AP",
-                    Dictionary::from_iter([("N", Object::Reference(stream_id))]),
-                );
-            }
-            None => widget.set("Rect", rect_object(&Rect::new(0.0, 0.0, 0.0, 0.0))),
+    let field_name = match target {
+        Target::Fill(field) => {
+            fill_field(
+                field,
+                signature_id,
+                &appearance_text,
+                &mut numbers,
+                &mut objects,
+                &mut warnings,
+            )?;
+            field.name.clone()
         }
-        objects.insert(widget_id, Object::Dictionary(widget));
-        add_to_annots(doc, page, widget_id, &mut objects)?;
-        field_roots.push(Object::Reference(widget_id));
-        match fields_id {
-            Some(id) => {
-                objects.insert(id, Object::Array(field_roots));
+        Target::New { name, page, annots } => {
+            let widget_id = numbers.take()?;
+            let mut widget = Dictionary::new();
+            widget.set("Type", Object::Name(b"Annot".to_vec()));
+            widget.set("Subtype", Object::Name(b"Widget".to_vec()));
+            widget.set("FT", Object::Name(b"Sig".to_vec()));
+            widget.set("T", text_string(&name));
+            widget.set("V", Object::Reference(signature_id));
+            widget.set("F", WIDGET_FLAGS);
+            widget.set("P", Object::Reference(page.id));
+            match options.visible {
+                Some(placement) => {
+                    widget.set("Rect", rect_object(&placement.rect));
+                    let (stream, stream_warnings) =
+                        appearance_stream(&placement.rect, &appearance_text);
+                    warnings.extend(stream_warnings);
+                    let stream_id = numbers.take()?;
+                    objects.insert(stream_id, Object::Stream(stream));
+                    widget.set(
+                        "AP",
+                        Dictionary::from_iter([("N", Object::Reference(stream_id))]),
+                    );
+                }
+                None => widget.set("Rect", rect_object(&Rect::new(0.0, 0.0, 0.0, 0.0))),
             }
-            None => form.set("Fields", Object::Array(field_roots)),
+            objects.insert(widget_id, Object::Dictionary(widget));
+            add_to_annots(page, annots, widget_id, &mut objects);
+            field_roots.push(Object::Reference(widget_id));
+            match fields_id {
+                Some(id) => {
+                    objects.insert(id, Object::Array(field_roots));
+                }
+                None => form.set("Fields", Object::Array(field_roots)),
+            }
+            name
         }
-        name
     };
 
     // The AcroForm is rewritten where it lives, and only when it changed.
-    let form_changed = fields_id.is_none() && existing.is_none()
+    let form_changed = (fields_id.is_none() && existing.is_none())
         || !matches!(form.get(b"SigFlags"), Ok(Object::Integer(flags)) if flags & SIG_FLAGS == SIG_FLAGS);
     if form_changed {
         let flags = match form.get(b"SigFlags") {
@@ -349,18 +363,11 @@ fn read_rect(object: &Object) -> Option<Rect> {
     ))
 }
 
-/// Fills an existing empty signature field; a widget merged with it that has an area
-/// gets an appearance.
-#[allow(clippy::too_many_arguments)]
-fn fill_field<R: Read + Seek>(
+/// Checks that `field` is an empty signature field no earlier signature locks.
+fn check_fillable<R: Read + Seek>(
     doc: &mut Document<R>,
     fields: &[Field],
     field: &Field,
-    signature_id: ObjectId,
-    appearance_text: &AppearanceText<'_>,
-    numbers: &mut Numbers,
-    objects: &mut BTreeMap<ObjectId, Object>,
-    warnings: &mut Vec<Warning>,
 ) -> Result<()> {
     if !field.is_signature() {
         return Err(Error::FieldNotSignature {
@@ -377,6 +384,19 @@ fn fill_field<R: Read + Seek>(
             field: field.name.clone(),
         });
     }
+    Ok(())
+}
+
+/// Fills an existing empty signature field; a widget merged with it that has an area
+/// gets an appearance.
+fn fill_field(
+    field: &Field,
+    signature_id: ObjectId,
+    appearance_text: &AppearanceText<'_>,
+    numbers: &mut Numbers,
+    objects: &mut BTreeMap<ObjectId, Object>,
+    warnings: &mut Vec<Warning>,
+) -> Result<()> {
     let mut dict = field.dict.clone();
     dict.set("V", Object::Reference(signature_id));
     let rect = dict.get(b"Rect").ok().and_then(read_rect);
@@ -394,45 +414,68 @@ fn fill_field<R: Read + Seek>(
     Ok(())
 }
 
+/// The page's `/Annots` as found.
+enum Annots {
+    /// No `/Annots`: the page gets a direct array.
+    Missing,
+    /// A direct array in the page.
+    Direct(Vec<Object>),
+    /// An indirect array object.
+    Indirect(ObjectId, Vec<Object>),
+}
+
+/// What the increment is for: a new field on a page, or an existing field to fill.
+enum Target<'f> {
+    Fill(&'f Field),
+    New {
+        name: String,
+        page: tree::Page,
+        annots: Annots,
+    },
+}
+
+fn read_annots<R: Read + Seek>(doc: &mut Document<R>, page: &tree::Page) -> Result<Annots> {
+    match page.dict.get(b"Annots") {
+        Ok(Object::Reference(id)) => match doc.object(*id)? {
+            Object::Array(annots) => Ok(Annots::Indirect(*id, annots)),
+            _ => Err(Error::wrong_type(
+                "the page's /Annots",
+                "an array",
+                Some(*id),
+            )),
+        },
+        Ok(Object::Array(annots)) => Ok(Annots::Direct(annots.clone())),
+        Err(_) | Ok(Object::Null) => Ok(Annots::Missing),
+        Ok(_) => Err(Error::wrong_type(
+            "the page's /Annots",
+            "an array",
+            Some(page.id),
+        )),
+    }
+}
+
 /// Adds the widget to the page's `/Annots`: in the page if the array is direct or
 /// missing, in the array object if it is indirect.
-fn add_to_annots<R: Read + Seek>(
-    doc: &mut Document<R>,
+fn add_to_annots(
     mut page: tree::Page,
+    annots: Annots,
     widget_id: ObjectId,
     objects: &mut BTreeMap<ObjectId, Object>,
-) -> Result<()> {
+) {
     let widget = Object::Reference(widget_id);
-    match page.dict.get(b"Annots") {
-        Ok(Object::Reference(annots_id)) => {
-            let annots_id = *annots_id;
-            let Object::Array(mut annots) = doc.object(annots_id)? else {
-                return Err(Error::wrong_type(
-                    "the page's /Annots",
-                    "an array",
-                    Some(annots_id),
-                ));
-            };
+    match annots {
+        Annots::Indirect(id, mut annots) => {
             annots.push(widget);
-            objects.insert(annots_id, Object::Array(annots));
+            objects.insert(id, Object::Array(annots));
         }
-        Ok(Object::Array(annots)) => {
-            let mut annots = annots.clone();
+        Annots::Direct(mut annots) => {
             annots.push(widget);
             page.dict.set("Annots", Object::Array(annots));
             objects.insert(page.id, Object::Dictionary(page.dict));
         }
-        Err(_) | Ok(Object::Null) => {
+        Annots::Missing => {
             page.dict.set("Annots", Object::Array(vec![widget]));
             objects.insert(page.id, Object::Dictionary(page.dict));
         }
-        Ok(_) => {
-            return Err(Error::wrong_type(
-                "the page's /Annots",
-                "an array",
-                Some(page.id),
-            ));
-        }
     }
-    Ok(())
 }

@@ -1,0 +1,175 @@
+//! The two-phase API, temporary files, in-place signing and container failures.
+
+use std::fs::{self, File};
+use std::io::Cursor;
+use std::time::{Duration, UNIX_EPOCH};
+
+use pdf_sig::{
+    ContainerSpec, DigestAlgorithm, Error, SignOptions, SignatureContainer, prepare,
+    prepare_stream, sign,
+};
+use sha2::Digest;
+
+use crate::support::{CmsContainer, PyHanko, fixture, listing, scratch, signatures, validate};
+
+fn options() -> SignOptions {
+    SignOptions::builder()
+        .signing_time(UNIX_EPOCH + Duration::from_secs(1_767_225_600))
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn prepare_then_finish() {
+    let dir = scratch("prepare_then_finish");
+    let output = dir.join("signed.pdf");
+    let container = CmsContainer::p256();
+    let prepared = prepare(
+        fixture("qpdf-linearized.pdf"),
+        &output,
+        &options(),
+        ContainerSpec::of(&container),
+    )
+    .unwrap();
+    // Between the phases: one temporary file beside the target, no target yet.
+    let names = listing(&dir);
+    assert_eq!(names.len(), 1);
+    assert!(
+        names[0].starts_with(".signed.pdf.") && names[0].ends_with(".tmp"),
+        "{names:?}"
+    );
+    assert_eq!(prepared.details().field_name(), "Signature1");
+    assert_eq!(
+        prepared.details().digest_algorithm(),
+        DigestAlgorithm::Sha256
+    );
+    let digest = prepared.digest().to_vec();
+    let der = container.sign_digest(&digest).unwrap();
+    prepared.finish(&der).unwrap();
+    assert_eq!(listing(&dir), vec!["signed.pdf".to_owned()]);
+
+    // The digest is the hash of exactly the /ByteRange bytes.
+    let file = fs::read(&output).unwrap();
+    let found = signatures(&file);
+    assert_eq!(
+        sha2::Sha256::digest(found[0].signed_bytes(&file)).to_vec(),
+        digest
+    );
+    validate(&output, 1, PyHanko::Skip);
+}
+
+#[test]
+fn dropping_an_unfinished_signature_removes_its_file() {
+    let dir = scratch("dropping_an_unfinished_signature_removes_its_file");
+    let spec = ContainerSpec::new(DigestAlgorithm::Sha512, 4096);
+    let prepared = prepare(
+        fixture("lopdf-table.pdf"),
+        dir.join("out.pdf"),
+        &options(),
+        spec,
+    )
+    .unwrap();
+    assert_eq!(prepared.digest().len(), 64);
+    assert_eq!(listing(&dir).len(), 1);
+    drop(prepared);
+    assert_eq!(listing(&dir), Vec::<String>::new());
+}
+
+#[test]
+fn container_larger_than_the_placeholder() {
+    let dir = scratch("container_larger_than_the_placeholder");
+    let spec = ContainerSpec::new(DigestAlgorithm::Sha256, 64);
+    let prepared = prepare(
+        fixture("lopdf-table.pdf"),
+        dir.join("out.pdf"),
+        &options(),
+        spec,
+    )
+    .unwrap();
+    let der = CmsContainer::p256().sign_digest(prepared.digest()).unwrap();
+    let error = prepared.finish(&der).unwrap_err();
+    assert!(
+        matches!(error, Error::ContainerTooLarge { capacity: 64, .. }),
+        "{error:?}"
+    );
+    assert_eq!(listing(&dir), Vec::<String>::new(), "no output left");
+}
+
+struct Failing;
+
+impl SignatureContainer for Failing {
+    fn digest_algorithm(&self) -> DigestAlgorithm {
+        DigestAlgorithm::Sha256
+    }
+    fn max_len(&self) -> usize {
+        1000
+    }
+    fn sign_digest(&self, _: &[u8]) -> Result<Vec<u8>, Box<dyn std::error::Error + Send + Sync>> {
+        Err("the token is gone".into())
+    }
+}
+
+#[test]
+fn a_failing_container_leaves_nothing() {
+    let dir = scratch("a_failing_container_leaves_nothing");
+    let error = sign(
+        fixture("lopdf-table.pdf"),
+        dir.join("out.pdf"),
+        &options(),
+        &Failing,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&error, Error::Container(source) if source.to_string() == "the token is gone"),
+        "{error:?}"
+    );
+    assert_eq!(listing(&dir), Vec::<String>::new());
+}
+
+#[test]
+fn output_equal_to_input_needs_in_place() {
+    let dir = scratch("output_equal_to_input_needs_in_place");
+    let path = dir.join("doc.pdf");
+    let original = fs::read(fixture("handmade-hybrid.pdf")).unwrap();
+    fs::write(&path, &original).unwrap();
+    let link = dir.join("link.pdf");
+    fs::hard_link(&path, &link).unwrap();
+    for output in [&path, &link] {
+        let error = sign(&path, output, &options(), &CmsContainer::p256()).unwrap_err();
+        assert!(matches!(error, Error::OutputIsInput { .. }), "{error:?}");
+    }
+    assert_eq!(fs::read(&path).unwrap(), original);
+
+    let in_place = SignOptions::builder().in_place(true).build().unwrap();
+    sign(&path, &path, &in_place, &CmsContainer::p256()).unwrap();
+    let signed = fs::read(&path).unwrap();
+    assert!(signed.starts_with(&original) && signed.len() > original.len());
+    // The rename replaced the file; the other link still has the original bytes.
+    assert_eq!(fs::read(&link).unwrap(), original);
+    assert_eq!(
+        listing(&dir),
+        vec!["doc.pdf".to_owned(), "link.pdf".to_owned()]
+    );
+    validate(&path, 1, PyHanko::Skip);
+}
+
+#[test]
+fn streams_and_files_give_the_same_bytes() {
+    let dir = scratch("streams_and_files_give_the_same_bytes");
+    let container = CmsContainer::p256();
+    let input = fixture("handmade-indirect.pdf");
+    let output = dir.join("file.pdf");
+    sign(&input, &output, &options(), &container).unwrap();
+
+    let prepared = prepare_stream(
+        File::open(&input).unwrap(),
+        Cursor::new(Vec::new()),
+        &options(),
+        ContainerSpec::of(&container),
+    )
+    .unwrap();
+    let der = container.sign_digest(prepared.digest()).unwrap();
+    let (cursor, report) = prepared.finish(&der).unwrap();
+    assert_eq!(report.field_name, "Signature1");
+    assert_eq!(cursor.into_inner(), fs::read(&output).unwrap());
+}
