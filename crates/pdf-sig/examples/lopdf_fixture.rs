@@ -74,14 +74,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     doc.compress();
 
     let mut file = std::fs::File::create(&output)?;
-    if xref_stream {
-        let options = SaveOptions::builder()
-            .use_xref_streams(true)
-            .use_object_streams(true)
-            .build();
-        doc.save_with_options(&mut file, options)?;
-    } else {
-        doc.save_to(&mut file)?;
+    // A new lopdf 0.47 document writes a cross-reference stream unless told otherwise.
+    if !xref_stream {
+        doc.reference_table.cross_reference_type = lopdf::xref::XrefType::CrossReferenceTable;
     }
+    let options = SaveOptions::builder()
+        .use_xref_streams(xref_stream)
+        .use_object_streams(xref_stream)
+        .build();
+    doc.save_with_options(&mut file, options)?;
     Ok(())
 }

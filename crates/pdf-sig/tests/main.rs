@@ -3,6 +3,7 @@
 
 mod support;
 
+mod reader;
 mod refusals;
 mod signing;
 mod two_phase;
