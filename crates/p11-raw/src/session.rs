@@ -215,6 +215,14 @@ impl Session {
         self.close_raw()
     }
 
+    /// Drops a session known to be closed already (its handle answered
+    /// `CKR_SESSION_HANDLE_INVALID`, or `C_CloseAllSessions` or a device reset ended it)
+    /// without calling `C_CloseSession`: a module may have given the same handle number
+    /// to a newer session by then, which a close would end instead.
+    pub fn forget(self) {
+        self.closed.set(true);
+    }
+
     fn close_raw(&self) -> Result<()> {
         let f = self
             .module

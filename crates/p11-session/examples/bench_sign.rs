@@ -1,0 +1,311 @@
+//! What the pool and the login-state machine cost: raw `C_SignInit` + `C_Sign` through
+//! p11-raw (one session per thread, one shared login) against `SigningKey::sign` on the
+//! same key at the same thread count, on a SoftHSM2 token of the test kit.
+//!
+//! Each figure is the median of interleaved rounds (raw and library alternate, the
+//! order flipping every round), with the spread `(max - min) / median`; the ratio is the
+//! median of the per-round ratios library ÷ raw, so slow drift of a shared machine
+//! cancels out. Not a test: the machine is noisy.
+//!
+//! ```text
+//! cargo run --release -p p11-session --example bench_sign -- \
+//!     [--seconds 5] [--rounds 5] [--threads 1,2,8] [--keys rsa2048,rsa3072,p256,p384,p521]
+//! ```
+
+use std::sync::Barrier;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use p11_raw::{Mechanism, MechanismType, Module, ObjectHandle, SlotId};
+use p11_session::{KeyQuery, SigningKey, Token, TokenConfig, TokenQuery};
+use p11_testkit::{KeyKind, Scheme, TestToken, verify_prehash};
+use sha2::{Digest, Sha256, Sha384, Sha512};
+
+/// Parsed command line.
+struct Args {
+    seconds: f64,
+    rounds: usize,
+    threads: Vec<usize>,
+    keys: Vec<KeyKind>,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        seconds: 5.0,
+        rounds: 5,
+        threads: vec![1, 2, 8],
+        keys: KeyKind::ALL.to_vec(),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or(format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--seconds" => {
+                args.seconds = value()?.parse().map_err(|e| format!("--seconds: {e}"))?;
+            }
+            "--rounds" => {
+                args.rounds = value()?.parse().map_err(|e| format!("--rounds: {e}"))?;
+            }
+            "--threads" => {
+                args.threads = value()?
+                    .split(',')
+                    .map(|n| n.trim().parse().map_err(|e| format!("--threads: {e}")))
+                    .collect::<Result<_, _>>()?;
+            }
+            "--keys" => {
+                args.keys = value()?
+                    .split(',')
+                    .map(|name| {
+                        KeyKind::ALL
+                            .into_iter()
+                            .find(|k| k.label() == name.trim())
+                            .ok_or(format!("--keys: unknown key type {name:?}"))
+                    })
+                    .collect::<Result<_, _>>()?;
+            }
+            "--help" | "-h" => {
+                println!(
+                    "bench_sign [--seconds S] [--rounds N] [--threads 1,2,8] \
+                     [--keys rsa2048,rsa3072,p256,p384,p521]"
+                );
+                std::process::exit(0);
+            }
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    if args.rounds == 0 || args.seconds <= 0.0 || args.threads.contains(&0) {
+        return Err("rounds, seconds and thread counts must be positive".into());
+    }
+    Ok(args)
+}
+
+/// The mechanism and input for a key type: PKCS#1 v1.5 over a SHA-256 DigestInfo for
+/// RSA, ECDSA over a digest as long as the curve's hash for EC.
+fn workload(kind: KeyKind) -> (Mechanism, Vec<u8>, Scheme, Vec<u8>) {
+    let data = b"the bytes a PDF signature covers";
+    if kind.is_rsa() {
+        let digest = Sha256::digest(data).to_vec();
+        let mut info = vec![
+            0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
+            0x01, 0x05, 0x00, 0x04, 0x20,
+        ];
+        info.extend_from_slice(&digest);
+        (
+            Mechanism::new(MechanismType::RSA_PKCS),
+            info,
+            Scheme::Pkcs1v15,
+            digest,
+        )
+    } else {
+        let digest = match kind {
+            KeyKind::P384 => Sha384::digest(data).to_vec(),
+            KeyKind::P521 => Sha512::digest(data).to_vec(),
+            _ => Sha256::digest(data).to_vec(),
+        };
+        (
+            Mechanism::new(MechanismType::ECDSA),
+            digest.clone(),
+            Scheme::Ecdsa,
+            digest,
+        )
+    }
+}
+
+/// Runs `threads` workers for `duration`, each calling `sign` in a loop; returns
+/// signatures per second.
+fn run<'a>(
+    threads: usize,
+    duration: Duration,
+    sign: &(dyn Fn(usize) -> Box<dyn FnMut() + 'a> + Sync),
+) -> f64 {
+    let stop = AtomicBool::new(false);
+    let count = AtomicU64::new(0);
+    let start = Barrier::new(threads + 1);
+    let elapsed = std::thread::scope(|scope| {
+        for index in 0..threads {
+            let (stop, count, start) = (&stop, &count, &start);
+            scope.spawn(move || {
+                let mut one = sign(index);
+                start.wait();
+                let mut mine = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    one();
+                    mine += 1;
+                }
+                count.fetch_add(mine, Ordering::Relaxed);
+            });
+        }
+        start.wait();
+        let began = Instant::now();
+        std::thread::sleep(duration);
+        stop.store(true, Ordering::Relaxed);
+        began
+    });
+    // Workers finish the signature in flight after `stop`; count the time they took.
+    let seconds = elapsed.elapsed().as_secs_f64();
+    count.load(Ordering::Relaxed) as f64 / seconds
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    }
+}
+
+fn spread(values: &[f64], median: f64) -> f64 {
+    let (min, max) = values
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+    (max - min) / median * 100.0
+}
+
+/// Raw signing: one session per thread, the handle found once.
+fn raw_signer<'a>(
+    module: &'a Module,
+    slot: SlotId,
+    handle: ObjectHandle,
+    mechanism: &'a Mechanism,
+    input: &'a [u8],
+    len: usize,
+) -> Box<dyn FnMut() + 'a> {
+    let mut session = module
+        .open_session(slot, false)
+        .expect("open a raw session");
+    Box::new(move || {
+        session
+            .sign_init(mechanism, handle)
+            .expect("C_SignInit")
+            .sign(input, len)
+            .expect("C_Sign");
+    })
+}
+
+fn library_signer<'a>(
+    key: &'a SigningKey,
+    mechanism: &'a Mechanism,
+    input: &'a [u8],
+) -> Box<dyn FnMut() + 'a> {
+    Box::new(move || {
+        key.sign(mechanism, input).expect("SigningKey::sign");
+    })
+}
+
+fn main() {
+    let args = match parse_args() {
+        Ok(args) => args,
+        Err(message) => {
+            eprintln!("bench_sign: {message}");
+            std::process::exit(2);
+        }
+    };
+    let mut builder = TestToken::builder("bench_sign");
+    for &kind in &args.keys {
+        builder = builder.key(kind);
+    }
+    let test = builder.build();
+    let max_threads = args.threads.iter().copied().max().unwrap_or(1);
+    // A service sizes its pool to its signing threads; so does the benchmark.
+    let token = Token::open_with(
+        &test.module,
+        &TokenQuery::Serial(test.serial.clone()),
+        TokenConfig::new().pool_size(max_threads),
+    )
+    .expect("open the token");
+    let lease = token.login(test.user_pin.as_bytes()).expect("log in");
+    let duration = Duration::from_secs_f64(args.seconds);
+
+    println!(
+        "SoftHSM2, {} round(s) of {:.1} s per figure, interleaved; spread = (max - min) / median",
+        args.rounds, args.seconds
+    );
+    println!(
+        "{:<8} {:>7} {:>12} {:>8} {:>12} {:>8} {:>9} {:>8} {:>18}",
+        "key",
+        "threads",
+        "raw sig/s",
+        "spread",
+        "lib sig/s",
+        "spread",
+        "lib/raw",
+        "cost",
+        "ratio range"
+    );
+    let mut worst: f64 = 0.0;
+    for &kind in &args.keys {
+        let key = lease
+            .key(&KeyQuery::Label(kind.label().into()))
+            .expect("find the key");
+        let (mechanism, input, scheme, digest) = workload(kind);
+        let len = kind.signature_len();
+        // Both paths give signatures that verify.
+        let check = key.sign(&mechanism, &input).expect("sign");
+        verify_prehash(&test.key(kind).cert_der, scheme, &digest, &check).expect("verify");
+        let raw_handle = {
+            let session = test.module.open_session(test.slot, false).expect("session");
+            test.private_key(&session, kind.label())
+                .expect("raw key handle")
+        };
+        for &threads in &args.threads {
+            let mut raw = Vec::with_capacity(args.rounds);
+            let mut library = Vec::with_capacity(args.rounds);
+            let mut ratios = Vec::with_capacity(args.rounds);
+            for round in 0..args.rounds {
+                let raw_run = || {
+                    run(threads, duration, &|_| {
+                        raw_signer(&test.module, test.slot, raw_handle, &mechanism, &input, len)
+                    })
+                };
+                let library_run = || {
+                    run(threads, duration, &|_| {
+                        library_signer(&key, &mechanism, &input)
+                    })
+                };
+                let (r, l) = if round % 2 == 0 {
+                    let r = raw_run();
+                    (r, library_run())
+                } else {
+                    let l = library_run();
+                    (raw_run(), l)
+                };
+                raw.push(r);
+                library.push(l);
+                ratios.push(l / r);
+            }
+            let raw_median = median(&mut raw);
+            let library_median = median(&mut library);
+            let ratio = median(&mut ratios);
+            worst = worst.max(1.0 - ratio);
+            println!(
+                "{:<8} {:>7} {:>12.1} {:>7.1}% {:>12.1} {:>7.1}% {:>9.4} {:>7.2}% {:>8.4}..{:<8.4}",
+                kind.label(),
+                threads,
+                raw_median,
+                spread(&raw, raw_median),
+                library_median,
+                spread(&library, library_median),
+                ratio,
+                (1.0 - ratio) * 100.0,
+                ratios[0],
+                ratios[ratios.len() - 1],
+            );
+        }
+    }
+    let figures = token.metrics().snapshot();
+    println!(
+        "library: {} signatures, {} failures, {} retries, {} login(s), {} key look-ups, pool peak {}",
+        figures.signatures,
+        figures.sign_failures,
+        figures.retries,
+        figures.logins,
+        figures.key_lookups,
+        figures.pool_peak
+    );
+    println!(
+        "largest cost (1 - median lib/raw): {:.2}% (target: under 3%)",
+        worst * 100.0
+    );
+}

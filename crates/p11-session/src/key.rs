@@ -1,0 +1,695 @@
+//! Keys: looking up a private key with its certificate and chain, the facts a signer
+//! needs about it, and the handle cached per login epoch.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering, fence};
+use std::sync::{Arc, Weak};
+
+use p11_raw::{
+    Attribute, AttributeType, AttributeValue, KeyType, MechanismType, ObjectClass, ObjectHandle,
+    Session,
+};
+
+use crate::error::{Error, Result};
+use crate::login::{LoginLease, Pin};
+use crate::token::{Token, TokenShared, lock};
+
+/// How far up a chain of certificates on the token we follow issuers.
+const MAX_CHAIN: usize = 8;
+
+/// How to find a signing key. The private key is always searched with its class
+/// (`CKO_PRIVATE_KEY`; certificates with `CKO_CERTIFICATE`), since some modules return
+/// other objects to a search without one.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum KeyQuery {
+    /// By `CKA_LABEL` of the private key; its certificate has the same `CKA_ID`.
+    Label(String),
+    /// By `CKA_ID` of the private key and its certificate.
+    Id(Vec<u8>),
+    /// By the DER subject name of the certificate (`CKA_SUBJECT`); the private key has
+    /// the certificate's `CKA_ID`.
+    Subject(Vec<u8>),
+}
+
+impl fmt::Display for KeyQuery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeyQuery::Label(label) => write!(f, "label {label:?}"),
+            KeyQuery::Id(id) => write!(f, "CKA_ID {}", hex(id)),
+            KeyQuery::Subject(subject) => write!(f, "certificate subject {}", hex(subject)),
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A named elliptic curve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum EcCurve {
+    /// NIST P-256 (secp256r1, 1.2.840.10045.3.1.7).
+    P256,
+    /// NIST P-384 (secp384r1, 1.3.132.0.34).
+    P384,
+    /// NIST P-521 (secp521r1, 1.3.132.0.35).
+    P521,
+}
+
+impl EcCurve {
+    /// The curve named by `CKA_EC_PARAMS` (a DER OBJECT IDENTIFIER), if we know it.
+    pub fn from_ec_params(params: &[u8]) -> Option<EcCurve> {
+        match params {
+            [0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07] => Some(EcCurve::P256),
+            [0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22] => Some(EcCurve::P384),
+            [0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x23] => Some(EcCurve::P521),
+            _ => None,
+        }
+    }
+
+    /// The size of the field in bits.
+    pub fn field_bits(self) -> u32 {
+        match self {
+            EcCurve::P256 => 256,
+            EcCurve::P384 => 384,
+            EcCurve::P521 => 521,
+        }
+    }
+}
+
+/// What kind of key signs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum KeyAlgorithm {
+    /// RSA, with its modulus size.
+    Rsa {
+        /// Bits in the modulus.
+        modulus_bits: u32,
+    },
+    /// ECDSA on a named curve.
+    Ec {
+        /// The curve.
+        curve: EcCurve,
+    },
+}
+
+impl KeyAlgorithm {
+    /// The length of a signature: the modulus in bytes for RSA, twice the field size in
+    /// bytes for ECDSA (`CKM_ECDSA` gives the raw `r || s`).
+    pub fn signature_len(self) -> usize {
+        match self {
+            KeyAlgorithm::Rsa { modulus_bits } => (modulus_bits as usize).div_ceil(8),
+            KeyAlgorithm::Ec { curve } => 2 * (curve.field_bits() as usize).div_ceil(8),
+        }
+    }
+}
+
+/// What a look-up learnt about a key; fixed for the key's life.
+#[derive(Debug)]
+pub(crate) struct KeyFacts {
+    pub(crate) label: String,
+    pub(crate) id: Vec<u8>,
+    pub(crate) algorithm: KeyAlgorithm,
+    pub(crate) allowed: Option<Vec<MechanismType>>,
+    pub(crate) always_authenticate: bool,
+    pub(crate) certificate: Vec<u8>,
+    pub(crate) chain: Vec<Vec<u8>>,
+}
+
+/// The private key's handle and the epoch it was found in, published as a sequence
+/// lock: readers (the hot path) take no lock and retry the slow way if a writer was busy;
+/// writers are serialised by the token's transition lock.
+#[derive(Debug, Default)]
+struct HandleCache {
+    sequence: AtomicU64,
+    epoch: AtomicU64,
+    handle: AtomicU64,
+}
+
+impl HandleCache {
+    fn load(&self, epoch: u64) -> Option<ObjectHandle> {
+        let before = self.sequence.load(Ordering::Acquire);
+        if before & 1 != 0 {
+            return None;
+        }
+        let cached_epoch = self.epoch.load(Ordering::Relaxed);
+        let handle = self.handle.load(Ordering::Relaxed);
+        fence(Ordering::Acquire);
+        if self.sequence.load(Ordering::Relaxed) != before || cached_epoch != epoch {
+            return None;
+        }
+        handle_from_u64(handle)
+    }
+
+    /// Only under the token's transition lock.
+    fn store(&self, epoch: u64, handle: ObjectHandle) {
+        let sequence = self.sequence.load(Ordering::Relaxed);
+        self.sequence.store(sequence + 1, Ordering::Relaxed);
+        fence(Ordering::Release);
+        self.epoch.store(epoch, Ordering::Relaxed);
+        self.handle.store(handle_to_u64(handle), Ordering::Relaxed);
+        self.sequence.store(sequence + 2, Ordering::Release);
+    }
+}
+
+#[allow(clippy::useless_conversion)] // CK_OBJECT_HANDLE is u64 on some platforms only
+fn handle_to_u64(handle: ObjectHandle) -> u64 {
+    u64::from(handle.raw())
+}
+
+#[allow(clippy::useless_conversion, clippy::unnecessary_fallible_conversions)]
+fn handle_from_u64(raw: u64) -> Option<ObjectHandle> {
+    p11_raw::sys::CK_OBJECT_HANDLE::try_from(raw)
+        .ok()
+        .map(ObjectHandle::from_raw)
+}
+
+/// A key found on a token, shared by every [`SigningKey`] made from the same query.
+#[derive(Debug)]
+pub(crate) struct KeyShared {
+    pub(crate) query: KeyQuery,
+    /// Finds the private key again after a new login: its class, `CKA_ID` and label.
+    relocate: Vec<Attribute>,
+    pub(crate) facts: KeyFacts,
+    cache: HandleCache,
+}
+
+impl KeyShared {
+    /// The handle for the current epoch, looked up if the cache holds an older one.
+    pub(crate) fn handle(&self, token: &TokenShared) -> Result<ObjectHandle> {
+        if let Some(handle) = self.cache.load(token.login.epoch()) {
+            return Ok(handle);
+        }
+        self.refresh(token, None).map(|(handle, _)| handle)
+    }
+
+    /// Looks the key up again, unless the cache already holds a handle for the current
+    /// epoch other than `stale`. Returns the handle and whether a look-up was made.
+    pub(crate) fn refresh(
+        &self,
+        token: &TokenShared,
+        stale: Option<ObjectHandle>,
+    ) -> Result<(ObjectHandle, bool)> {
+        let mut transition = lock(&token.transition);
+        let epoch = token.login.epoch();
+        if let Some(handle) = self.cache.load(epoch)
+            && Some(handle) != stale
+        {
+            return Ok((handle, false));
+        }
+        let anchor = token.anchor(&mut transition)?;
+        let found = find_objects(token, anchor, &self.relocate)?;
+        let handle = exactly_one(token, &self.query, &found)?;
+        token.metrics.key_looked_up();
+        self.cache.store(epoch, handle);
+        Ok((handle, true))
+    }
+}
+
+/// A private key on a token, ready to sign: `Clone + Send + Sync`, shared by all
+/// threads. It holds a login lease, so the token stays logged in while it lives.
+///
+/// Its facts (algorithm, allowed mechanisms, certificate and chain) are read once;
+/// the handle is cached per login epoch and shared by every session.
+#[derive(Clone)]
+pub struct SigningKey {
+    pub(crate) shared: Arc<KeyShared>,
+    pub(crate) lease: LoginLease,
+    /// The PIN for context-specific logins, if not the kept user PIN.
+    pub(crate) context_pin: Option<Arc<Pin>>,
+}
+
+impl fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SigningKey")
+            .field("token", &self.lease.token().name())
+            .field("label", &self.shared.facts.label)
+            .field("id", &hex(&self.shared.facts.id))
+            .field("algorithm", &self.shared.facts.algorithm)
+            .field(
+                "always_authenticate",
+                &self.shared.facts.always_authenticate,
+            )
+            .field("own_context_pin", &self.context_pin.is_some())
+            .finish()
+    }
+}
+
+impl SigningKey {
+    /// The token.
+    pub fn token(&self) -> &Token {
+        self.lease.token()
+    }
+
+    /// The query the key was found by.
+    pub fn query(&self) -> &KeyQuery {
+        &self.shared.query
+    }
+
+    /// `CKA_LABEL` of the private key (lossy UTF-8).
+    pub fn label(&self) -> &str {
+        &self.shared.facts.label
+    }
+
+    /// `CKA_ID` of the private key and its certificate.
+    pub fn id(&self) -> &[u8] {
+        &self.shared.facts.id
+    }
+
+    /// RSA with its modulus size, or EC with its curve.
+    pub fn algorithm(&self) -> KeyAlgorithm {
+        self.shared.facts.algorithm
+    }
+
+    /// The length of a signature with this key.
+    pub fn signature_len(&self) -> usize {
+        self.shared.facts.algorithm.signature_len()
+    }
+
+    /// `CKA_ALLOWED_MECHANISMS`, if the key restricts them (`None`: any mechanism its
+    /// type supports). A façade that must pick a hash-and-sign mechanism
+    /// (`CKM_SHA256_RSA_PKCS`, ...) learns it here.
+    pub fn allowed_mechanisms(&self) -> Option<&[MechanismType]> {
+        self.shared.facts.allowed.as_deref()
+    }
+
+    /// Whether the key may be used with `mechanism`.
+    pub fn allows(&self, mechanism: MechanismType) -> bool {
+        self.allowed_mechanisms()
+            .is_none_or(|allowed| allowed.contains(&mechanism))
+    }
+
+    /// `CKA_ALWAYS_AUTHENTICATE`: each signature needs a context-specific login, which
+    /// [`SigningKey::sign`] makes.
+    pub fn always_authenticate(&self) -> bool {
+        self.shared.facts.always_authenticate
+    }
+
+    /// The key's certificate (DER).
+    pub fn certificate_der(&self) -> &[u8] {
+        &self.shared.facts.certificate
+    }
+
+    /// The issuers found on the token (DER), nearest first: following `CKA_ISSUER` to
+    /// `CKA_SUBJECT` up to a self-issued certificate or one not on the token.
+    pub fn chain_der(&self) -> &[Vec<u8>] {
+        &self.shared.facts.chain
+    }
+
+    /// A clone that uses `pin` for the context-specific logins of an
+    /// always-authenticate key, instead of the kept user PIN. A refused `pin` is
+    /// reported as [`Error::Pin`] and never retried.
+    pub fn with_context_pin(&self, pin: &[u8]) -> SigningKey {
+        SigningKey {
+            shared: Arc::clone(&self.shared),
+            lease: self.lease.clone(),
+            context_pin: Some(Arc::new(Pin::new(pin))),
+        }
+    }
+
+    /// Finds the key for `query`, or returns the one already found for it.
+    pub(crate) fn find(lease: &LoginLease, query: &KeyQuery) -> Result<SigningKey> {
+        let token = &lease.token().shared;
+        let mut keys = lock(&token.keys);
+        if let Some(shared) = keys.get(query).and_then(Weak::upgrade) {
+            return Ok(SigningKey {
+                shared,
+                lease: lease.clone(),
+                context_pin: None,
+            });
+        }
+        let shared = {
+            let mut transition = lock(&token.transition);
+            // The lease says logged in; make sure the token agrees (it may have lost the
+            // login behind our back) before searching for private objects.
+            token.relogin_locked(&mut transition)?;
+            let epoch = token.login.epoch();
+            let anchor = token.anchor(&mut transition)?;
+            let (handle, facts, relocate) = locate(token, anchor, query)?;
+            token.metrics.key_looked_up();
+            let cache = HandleCache::default();
+            cache.store(epoch, handle);
+            Arc::new(KeyShared {
+                query: query.clone(),
+                relocate,
+                facts,
+                cache,
+            })
+        };
+        keys.retain(|_, weak| weak.strong_count() > 0);
+        keys.insert(query.clone(), Arc::downgrade(&shared));
+        tracing::debug!(
+            token = %token.name(),
+            key = %query,
+            algorithm = ?shared.facts.algorithm,
+            "key found"
+        );
+        Ok(SigningKey {
+            shared,
+            lease: lease.clone(),
+            context_pin: None,
+        })
+    }
+}
+
+fn find_objects(
+    token: &TokenShared,
+    session: &Session,
+    template: &[Attribute],
+) -> Result<Vec<ObjectHandle>> {
+    session
+        .find_objects(template)
+        .map_err(|error| token.pkcs11_error(error))
+}
+
+fn exactly_one(
+    token: &TokenShared,
+    query: &KeyQuery,
+    found: &[ObjectHandle],
+) -> Result<ObjectHandle> {
+    match found {
+        [one] => Ok(*one),
+        [] => Err(Error::KeyNotFound {
+            token: token.name(),
+            query: query.clone(),
+        }),
+        more => Err(Error::KeyAmbiguous {
+            token: token.name(),
+            query: query.clone(),
+            count: more.len(),
+        }),
+    }
+}
+
+/// Reads attributes, `None` for each one absent or sensitive.
+fn read(
+    token: &TokenShared,
+    session: &Session,
+    object: ObjectHandle,
+    types: &[AttributeType],
+) -> Result<Vec<Option<Attribute>>> {
+    Ok(session
+        .attributes(object, types)
+        .map_err(|error| token.pkcs11_error(error))?
+        .into_iter()
+        .map(AttributeValue::present)
+        .collect())
+}
+
+/// A certificate object's value, subject and issuer.
+struct CertificateObject {
+    der: Vec<u8>,
+    subject: Option<Vec<u8>>,
+    issuer: Option<Vec<u8>>,
+}
+
+fn read_certificate(
+    token: &TokenShared,
+    session: &Session,
+    object: ObjectHandle,
+) -> Result<Option<CertificateObject>> {
+    let mut values = read(
+        token,
+        session,
+        object,
+        &[
+            AttributeType::Value,
+            AttributeType::Subject,
+            AttributeType::Issuer,
+        ],
+    )?
+    .into_iter();
+    let (value, subject, issuer) = (values.next(), values.next(), values.next());
+    let Some(Some(Attribute::Value(der))) = value else {
+        return Ok(None);
+    };
+    let bytes = |a: Option<Option<Attribute>>| match a {
+        Some(Some(Attribute::Subject(v) | Attribute::Issuer(v))) => Some(v),
+        _ => None,
+    };
+    Ok(Some(CertificateObject {
+        der,
+        subject: bytes(subject),
+        issuer: bytes(issuer),
+    }))
+}
+
+/// Finds the private key and its certificate and chain for `query`, and what we need to
+/// know about them. Returns the key's handle, its facts and the template that finds it
+/// again.
+fn locate(
+    token: &TokenShared,
+    session: &Session,
+    query: &KeyQuery,
+) -> Result<(ObjectHandle, KeyFacts, Vec<Attribute>)> {
+    let private_class = Attribute::Class(ObjectClass::PRIVATE_KEY);
+    let certificate_class = Attribute::Class(ObjectClass::CERTIFICATE);
+    let (private, certificate) = match query {
+        KeyQuery::Label(label) => {
+            let template = [
+                private_class.clone(),
+                Attribute::Label(label.clone().into()),
+            ];
+            let found = find_objects(token, session, &template)?;
+            (exactly_one(token, query, &found)?, None)
+        }
+        KeyQuery::Id(id) => {
+            let template = [private_class.clone(), Attribute::Id(id.clone())];
+            let found = find_objects(token, session, &template)?;
+            (exactly_one(token, query, &found)?, None)
+        }
+        KeyQuery::Subject(subject) => {
+            let template = [
+                certificate_class.clone(),
+                Attribute::Subject(subject.clone()),
+            ];
+            let found = find_objects(token, session, &template)?;
+            let certificate = exactly_one(token, query, &found)?;
+            let id = match read(token, session, certificate, &[AttributeType::Id])?.pop() {
+                Some(Some(Attribute::Id(id))) if !id.is_empty() => id,
+                _ => {
+                    return Err(Error::KeyNotFound {
+                        token: token.name(),
+                        query: query.clone(),
+                    });
+                }
+            };
+            let template = [private_class.clone(), Attribute::Id(id)];
+            let found = find_objects(token, session, &template)?;
+            (exactly_one(token, query, &found)?, Some(certificate))
+        }
+    };
+
+    let mut values = read(
+        token,
+        session,
+        private,
+        &[
+            AttributeType::Id,
+            AttributeType::Label,
+            AttributeType::KeyType,
+            AttributeType::Modulus,
+            AttributeType::EcParams,
+            AttributeType::AlwaysAuthenticate,
+            AttributeType::AllowedMechanisms,
+        ],
+    )?
+    .into_iter();
+    let mut next = || values.next().flatten();
+    let id = match next() {
+        Some(Attribute::Id(id)) => id,
+        _ => Vec::new(),
+    };
+    let label = match next() {
+        Some(Attribute::Label(label)) => label,
+        _ => Vec::new(),
+    };
+    let (key_type, modulus, ec_params) = (next(), next(), next());
+    let always_authenticate = matches!(next(), Some(Attribute::AlwaysAuthenticate(true)));
+    let allowed = match next() {
+        Some(Attribute::AllowedMechanisms(list)) if !list.is_empty() => Some(list),
+        _ => None,
+    };
+
+    let mut relocate = vec![private_class];
+    if !id.is_empty() {
+        relocate.push(Attribute::Id(id.clone()));
+    }
+    if !label.is_empty() {
+        relocate.push(Attribute::Label(label.clone()));
+    }
+
+    let unsupported = |what| Error::UnsupportedKey {
+        token: token.name(),
+        query: query.clone(),
+        what,
+    };
+    let algorithm = match key_type {
+        Some(Attribute::KeyType(KeyType::RSA)) => {
+            let modulus = match modulus {
+                Some(Attribute::Modulus(n)) => n,
+                _ => public_attribute(token, session, &id, AttributeType::Modulus)?
+                    .ok_or_else(|| unsupported("an RSA key without CKA_MODULUS"))?,
+            };
+            KeyAlgorithm::Rsa {
+                modulus_bits: modulus_bits(&modulus),
+            }
+        }
+        Some(Attribute::KeyType(KeyType::EC)) => {
+            let params = match ec_params {
+                Some(Attribute::EcParams(params)) => params,
+                _ => public_attribute(token, session, &id, AttributeType::EcParams)?
+                    .ok_or_else(|| unsupported("an EC key without CKA_EC_PARAMS"))?,
+            };
+            let curve = EcCurve::from_ec_params(&params).ok_or_else(|| {
+                unsupported("an EC key on a curve other than P-256, P-384, P-521")
+            })?;
+            KeyAlgorithm::Ec { curve }
+        }
+        _ => return Err(unsupported("neither an RSA nor an EC key")),
+    };
+
+    let certificate = match certificate {
+        Some(certificate) => certificate,
+        None => {
+            let template = if id.is_empty() {
+                [certificate_class, Attribute::Label(label.clone())]
+            } else {
+                [certificate_class, Attribute::Id(id.clone())]
+            };
+            // Several certificates may share an id (a renewed one beside the old); the
+            // first is taken.
+            *find_objects(token, session, &template)?
+                .first()
+                .ok_or_else(|| Error::CertificateNotFound {
+                    token: token.name(),
+                    query: query.clone(),
+                })?
+        }
+    };
+    let leaf = read_certificate(token, session, certificate)?.ok_or_else(|| {
+        Error::CertificateNotFound {
+            token: token.name(),
+            query: query.clone(),
+        }
+    })?;
+    let chain = chain(token, session, &leaf)?;
+
+    let facts = KeyFacts {
+        label: String::from_utf8_lossy(&label).into_owned(),
+        id,
+        algorithm,
+        allowed,
+        always_authenticate,
+        certificate: leaf.der,
+        chain,
+    };
+    Ok((private, facts, relocate))
+}
+
+/// An attribute of the public key with the same `CKA_ID`, for tokens that do not
+/// repeat it on the private key.
+fn public_attribute(
+    token: &TokenShared,
+    session: &Session,
+    id: &[u8],
+    kind: AttributeType,
+) -> Result<Option<Vec<u8>>> {
+    if id.is_empty() {
+        return Ok(None);
+    }
+    let template = [
+        Attribute::Class(ObjectClass::PUBLIC_KEY),
+        Attribute::Id(id.to_vec()),
+    ];
+    let Some(&public) = find_objects(token, session, &template)?.first() else {
+        return Ok(None);
+    };
+    Ok(
+        match read(token, session, public, &[kind])?.pop().flatten() {
+            Some(Attribute::Modulus(v) | Attribute::EcParams(v)) => Some(v),
+            _ => None,
+        },
+    )
+}
+
+/// Bits in a big-endian modulus, leading zero bytes and bits not counted.
+fn modulus_bits(modulus: &[u8]) -> u32 {
+    let Some(first) = modulus.iter().position(|&b| b != 0) else {
+        return 0;
+    };
+    let bytes = u32::try_from(modulus.len() - first).unwrap_or(u32::MAX / 8);
+    bytes * 8 - modulus[first].leading_zeros()
+}
+
+/// The issuers of `leaf` found on the token, nearest first.
+fn chain(token: &TokenShared, session: &Session, leaf: &CertificateObject) -> Result<Vec<Vec<u8>>> {
+    let mut chain: Vec<Vec<u8>> = Vec::new();
+    let mut seen: HashMap<Vec<u8>, ()> = HashMap::new();
+    seen.insert(leaf.der.clone(), ());
+    let (mut subject, mut issuer) = (leaf.subject.clone(), leaf.issuer.clone());
+    for _ in 0..MAX_CHAIN {
+        let Some(wanted) = issuer.take() else { break };
+        if subject.as_deref() == Some(wanted.as_slice()) {
+            break; // self-issued: the root
+        }
+        let template = [
+            Attribute::Class(ObjectClass::CERTIFICATE),
+            Attribute::Subject(wanted),
+        ];
+        let Some(&next) = find_objects(token, session, &template)?.first() else {
+            break;
+        };
+        let Some(found) = read_certificate(token, session, next)? else {
+            break;
+        };
+        if seen.insert(found.der.clone(), ()).is_some() {
+            break; // a loop
+        }
+        subject = found.subject;
+        issuer = found.issuer;
+        chain.push(found.der);
+    }
+    Ok(chain)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn curves_from_ec_params() {
+        let p256 = [0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+        assert_eq!(EcCurve::from_ec_params(&p256), Some(EcCurve::P256));
+        assert_eq!(
+            EcCurve::from_ec_params(&[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x23]),
+            Some(EcCurve::P521)
+        );
+        assert_eq!(EcCurve::from_ec_params(&p256[..9]), None);
+    }
+
+    #[test]
+    fn signature_lengths() {
+        let rsa = KeyAlgorithm::Rsa { modulus_bits: 2048 };
+        assert_eq!(rsa.signature_len(), 256);
+        let p521 = KeyAlgorithm::Ec {
+            curve: EcCurve::P521,
+        };
+        assert_eq!(p521.signature_len(), 132);
+        assert_eq!(modulus_bits(&[0x00, 0x80, 0x00]), 16);
+        assert_eq!(modulus_bits(&[0x01, 0xff]), 9);
+        assert_eq!(modulus_bits(&[]), 0);
+    }
+
+    #[test]
+    fn handle_cache_is_per_epoch() {
+        let cache = HandleCache::default();
+        assert_eq!(cache.load(1), None);
+        cache.store(3, ObjectHandle::from_raw(42));
+        assert_eq!(cache.load(3), Some(ObjectHandle::from_raw(42)));
+        assert_eq!(cache.load(4), None);
+    }
+}
