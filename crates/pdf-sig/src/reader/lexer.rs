@@ -525,6 +525,8 @@ fn parse_number(token: &[u8]) -> Option<Object> {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     fn parse(text: &[u8]) -> Result<Object> {
@@ -609,6 +611,50 @@ mod tests {
         assert!(matches!(parse(&deeper), Err(Error::NestingTooDeep { .. })));
         let dicts = b"<</A ".repeat(10_000);
         assert!(matches!(parse(&dicts), Err(Error::NestingTooDeep { .. })));
+    }
+
+    /// Objects as lopdf builds them; reals are whole hundredths, which f32 keeps exactly
+    /// enough for the writer's shortest form to read back the same.
+    fn object_strategy() -> impl Strategy<Value = Object> {
+        let leaf = prop_oneof![
+            Just(Object::Null),
+            any::<bool>().prop_map(Object::Boolean),
+            any::<i64>().prop_map(Object::Integer),
+            (-1_000_000i32..1_000_000)
+                .prop_map(|hundredths| Object::Real(hundredths as f32 / 100.0)),
+            prop::collection::vec(any::<u8>(), 0..12).prop_map(Object::Name),
+            prop::collection::vec(any::<u8>(), 0..24)
+                .prop_map(|bytes| Object::String(bytes, StringFormat::Literal)),
+            prop::collection::vec(any::<u8>(), 0..24)
+                .prop_map(|bytes| Object::String(bytes, StringFormat::Hexadecimal)),
+            (any::<u32>(), any::<u16>()).prop_map(|id| Object::Reference(id)),
+        ];
+        leaf.prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Object::Array),
+                prop::collection::vec((prop::collection::vec(any::<u8>(), 0..8), inner), 0..6)
+                    .prop_map(|entries| Object::Dictionary(entries.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        /// What lopdf's writer serializes (as the increment is written), this parser reads
+        /// back unchanged.
+        #[test]
+        fn reads_back_what_lopdf_writes(object in object_strategy()) {
+            let mut bytes = Vec::new();
+            lopdf::Writer::write_object(&mut bytes, &object).unwrap();
+            let parsed = Parser::new(&bytes, 0, true).object().unwrap();
+            prop_assert_eq!(parsed, object);
+        }
+
+        #[test]
+        fn never_panics(bytes in prop::collection::vec(any::<u8>(), 0..256), complete: bool) {
+            let mut parser = Parser::new(&bytes, 0, complete);
+            let _ = parser.indirect_object();
+            let _ = Parser::new(&bytes, 0, complete).object();
+        }
     }
 
     #[test]
