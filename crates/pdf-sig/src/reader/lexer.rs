@@ -627,7 +627,7 @@ mod tests {
                 .prop_map(|bytes| Object::String(bytes, StringFormat::Literal)),
             prop::collection::vec(any::<u8>(), 0..24)
                 .prop_map(|bytes| Object::String(bytes, StringFormat::Hexadecimal)),
-            (any::<u32>(), any::<u16>()).prop_map(|id| Object::Reference(id)),
+            (any::<u32>(), any::<u16>()).prop_map(Object::Reference),
         ];
         leaf.prop_recursive(4, 48, 6, |inner| {
             prop_oneof![
