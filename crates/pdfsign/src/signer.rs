@@ -1,0 +1,308 @@
+//! [`Signer`]: a key plus options, shared by every thread that signs.
+
+use std::io::Cursor;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use cms_sign::{CmsSigner, SignatureAlgorithm, SignatureScheme, SignedDataBuilder};
+use der::Decode;
+use pdf_sig::{ContainerSpec, SubFilter};
+
+use crate::error::Result;
+use crate::glue::Pkcs11Key;
+use crate::options::SignOptions;
+use crate::pin::Pin;
+use crate::uri::Pkcs11Uri;
+
+/// Room added to the `/Contents` placeholder beyond the CMS size bound computed once at
+/// start: a signing-time attribute's encoding may differ by a few bytes between dates.
+const SIZE_SLACK: usize = 32;
+
+/// Signs PDFs with one key and one set of options. `Clone + Send + Sync` and cheap to
+/// clone: build it once, share it with every thread.
+///
+/// ```no_run
+/// use pdfsign::{Pin, SignOptions, Signer};
+///
+/// let uri = "pkcs11:token=pdfsign-demo;object=p256?module-path=/usr/lib/softhsm/libsofthsm2.so";
+/// let signer = Signer::from_uri(&uri.parse()?, Some(Pin::new("user-1234")), &SignOptions::default())?;
+/// std::thread::scope(|scope| {
+///     for i in 0..4 {
+///         let signer = signer.clone();
+///         scope.spawn(move || signer.sign_file(format!("in{i}.pdf"), format!("out{i}.pdf")));
+///     }
+/// });
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct Signer {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    key: Arc<dyn CmsSigner>,
+    options: SignOptions,
+    algorithm: SignatureAlgorithm,
+    /// `/Contents` capacity in bytes of DER.
+    capacity: usize,
+    /// `/Name` when the options give none: the certificate's common name.
+    default_name: Option<String>,
+    /// What the key is, for messages: a URI without PIN, or "software key".
+    description: String,
+}
+
+impl std::fmt::Debug for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Signer")
+            .field("key", &self.inner.description)
+            .field("algorithm", &self.inner.algorithm)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What one signature reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SignReport {
+    /// The signature field's fully qualified name.
+    pub field_name: String,
+    /// The `/ByteRange` the signature covers.
+    pub byte_range: [u64; 4],
+    /// The claimed signing time (`/M`).
+    pub signing_time: SystemTime,
+    /// Things worth knowing, such as characters a visible appearance could not show.
+    pub warnings: Vec<String>,
+}
+
+impl Signer {
+    /// A signer over any key that implements `cms-sign`'s key trait (a token's key, a
+    /// [`SoftwareKey`](crate::SoftwareKey), a remote service). `description` names it in
+    /// messages.
+    ///
+    /// # Errors
+    /// [`Error::Cms`] when the key cannot make the signature the options ask for (PSS on
+    /// an EC key, a modulus too short for the digest, a mechanism the key does not allow)
+    /// or its certificate does not hold its public key.
+    pub fn from_key(
+        key: Arc<dyn CmsSigner>,
+        options: &SignOptions,
+        description: &str,
+    ) -> Result<Signer> {
+        let key_algorithm = key.key_algorithm();
+        let mut algorithm = SignatureAlgorithm::default_for(key_algorithm, options.digest.cms());
+        if options.pss {
+            algorithm.scheme = SignatureScheme::RsaPss;
+        }
+        let probe_time = SystemTime::now();
+        let builder =
+            SignedDataBuilder::new(key.as_ref(), algorithm, cms_sub_filter(options, probe_time))?;
+        let capacity = builder.size_bound()? + SIZE_SLACK;
+        let default_name = common_name(key.certificate());
+        drop(builder);
+        Ok(Signer {
+            inner: Arc::new(Inner {
+                key,
+                options: options.clone(),
+                algorithm,
+                capacity,
+                default_name,
+                description: description.to_owned(),
+            }),
+        })
+    }
+
+    /// A signer over the token key a PKCS#11 URI names ([`Pkcs11Key::open`]): the PIN is
+    /// `pin`, else the URI's `pin-value` or `pin-source`. Logs in once; the signer keeps
+    /// the login (shared by all clones and threads) until the last clone is dropped.
+    ///
+    /// # Errors
+    /// Those of [`Pkcs11Key::open`] and [`Signer::from_key`].
+    pub fn from_uri(uri: &Pkcs11Uri, pin: Option<Pin>, options: &SignOptions) -> Result<Signer> {
+        let key = Pkcs11Key::open(uri, pin.as_ref(), None)?;
+        drop(pin);
+        Signer::from_key(Arc::new(key), options, &uri.to_string())
+    }
+
+    /// The signature algorithm (scheme and digest).
+    pub fn algorithm(&self) -> SignatureAlgorithm {
+        self.inner.algorithm
+    }
+
+    /// The options every signature uses.
+    pub fn options(&self) -> &SignOptions {
+        &self.inner.options
+    }
+
+    /// The key, as `cms-sign` sees it.
+    pub fn key(&self) -> &Arc<dyn CmsSigner> {
+        &self.inner.key
+    }
+
+    /// The signer's certificate, DER.
+    pub fn certificate(&self) -> &[u8] {
+        self.inner.key.certificate()
+    }
+
+    /// What the key is, for messages (a URI without its PIN, or "software key").
+    pub fn description(&self) -> &str {
+        &self.inner.description
+    }
+
+    /// Signs the PDF at `input` into `output`: output is written to a temporary file
+    /// beside it, fsynced and renamed, so it appears whole or not at all. The input is
+    /// never opened for writing.
+    ///
+    /// # Errors
+    /// [`Error::Pdf`] for an unreadable, encrypted or certified-no-changes input or an
+    /// I/O failure, [`Error::Cms`] when the key fails. No output is left behind on error.
+    pub fn sign_file(
+        &self,
+        input: impl AsRef<Path>,
+        output: impl AsRef<Path>,
+    ) -> Result<SignReport> {
+        let prepared = self.prepare_file(input, output)?;
+        self.finish_file(prepared)
+    }
+
+    /// Signs a PDF held in memory and returns the signed PDF.
+    ///
+    /// # Errors
+    /// As [`Signer::sign_file`].
+    pub fn sign_bytes(&self, pdf: &[u8]) -> Result<Vec<u8>> {
+        let time = self.signing_time();
+        let options = self.pdf_options(time)?;
+        let output = Vec::with_capacity(pdf.len() + 2 * self.inner.capacity + 4096);
+        let prepared = pdf_sig::prepare_stream(
+            Cursor::new(pdf),
+            Cursor::new(output),
+            &options,
+            self.container_spec(),
+        )?;
+        let container = self.container(prepared.digest(), time)?;
+        let (output, _report) = prepared.finish(&container)?;
+        Ok(output.into_inner())
+    }
+
+    /// Phase one of two: lays out the signature of `input` into a temporary file beside
+    /// `output` and returns the digest to sign. Phase two is [`Signer::finish_file`] (this
+    /// signer's key signs) or [`PreparedFile::finish_with_container`] (a container made
+    /// elsewhere). Dropping the prepared file removes the temporary file.
+    ///
+    /// # Errors
+    /// [`Error::Pdf`] as for [`Signer::sign_file`].
+    pub fn prepare_file(
+        &self,
+        input: impl AsRef<Path>,
+        output: impl AsRef<Path>,
+    ) -> Result<PreparedFile> {
+        let time = self.signing_time();
+        let options = self.pdf_options(time)?;
+        let file = pdf_sig::prepare(input, output, &options, self.container_spec())?;
+        Ok(PreparedFile { file, time })
+    }
+
+    /// Phase two: signs the prepared digest with this signer's key and writes the
+    /// signature into place.
+    ///
+    /// # Errors
+    /// [`Error::Cms`] when the key fails, [`Error::Pdf`] for an I/O failure; the
+    /// temporary file is removed and no output appears.
+    pub fn finish_file(&self, prepared: PreparedFile) -> Result<SignReport> {
+        let container = self.container(prepared.digest(), prepared.time)?;
+        prepared.finish_with_container(&container)
+    }
+
+    /// The CMS `SignedData` (DER) over `digest`, the digest of a PDF's `/ByteRange`, as
+    /// this signer makes it for a signature claimed at `time`.
+    ///
+    /// # Errors
+    /// [`Error::Cms`] when the key fails or the digest has the wrong length.
+    pub fn container(&self, digest: &[u8], time: SystemTime) -> Result<Vec<u8>> {
+        let builder = SignedDataBuilder::new(
+            self.inner.key.as_ref(),
+            self.inner.algorithm,
+            cms_sub_filter(&self.inner.options, time),
+        )?;
+        Ok(builder.sign(digest)?)
+    }
+
+    fn container_spec(&self) -> ContainerSpec {
+        ContainerSpec::new(self.inner.options.digest.pdf(), self.inner.capacity)
+    }
+
+    /// The claimed time: the options' or now, in whole seconds (what `/M` and a CMS
+    /// signing-time can hold, so that both say the same).
+    fn signing_time(&self) -> SystemTime {
+        let time = self
+            .inner
+            .options
+            .signing_time
+            .unwrap_or_else(SystemTime::now);
+        let seconds = time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        UNIX_EPOCH + Duration::from_secs(seconds)
+    }
+
+    fn pdf_options(&self, time: SystemTime) -> Result<pdf_sig::SignOptions> {
+        self.inner
+            .options
+            .pdf_options(time, self.inner.default_name.as_deref())
+    }
+}
+
+/// A signature laid out in a temporary file, waiting for its container.
+#[derive(Debug)]
+pub struct PreparedFile {
+    file: pdf_sig::PreparedFile,
+    time: SystemTime,
+}
+
+impl PreparedFile {
+    /// The digest of the `/ByteRange` bytes, to be signed.
+    pub fn digest(&self) -> &[u8] {
+        self.file.digest()
+    }
+
+    /// The claimed signing time written to `/M` (a CMS signing-time, if any, must equal
+    /// it).
+    pub fn signing_time(&self) -> SystemTime {
+        self.time
+    }
+
+    /// How many bytes of DER the placeholder holds.
+    pub fn capacity(&self) -> usize {
+        self.file.details().capacity()
+    }
+
+    /// Embeds `container` (a DER CMS `SignedData` over [`PreparedFile::digest`]), fsyncs
+    /// and renames the file into place.
+    ///
+    /// # Errors
+    /// [`Error::Pdf`]: the container does not fit, or an I/O failure. No output appears.
+    pub fn finish_with_container(self, container: &[u8]) -> Result<SignReport> {
+        let time = self.time;
+        let report = self.file.finish(container)?;
+        Ok(SignReport {
+            field_name: report.field_name,
+            byte_range: report.byte_range.values(),
+            signing_time: time,
+            warnings: report.warnings.iter().map(ToString::to_string).collect(),
+        })
+    }
+}
+
+fn cms_sub_filter(options: &SignOptions, time: SystemTime) -> cms_sign::SubFilter {
+    match options.sub_filter {
+        SubFilter::AdbePkcs7Detached => cms_sign::SubFilter::Pkcs7Detached {
+            signing_time: options.cms_signing_time.then_some(time),
+        },
+        // PAdES: never a signing-time attribute.
+        _ => cms_sign::SubFilter::CadesDetached,
+    }
+}
+
+/// The subject's common name of a DER certificate.
+pub(crate) fn common_name(certificate: &[u8]) -> Option<String> {
+    let certificate = x509_cert::Certificate::from_der(certificate).ok()?;
+    crate::chain::common_name(certificate.tbs_certificate().subject())
+}
