@@ -286,9 +286,6 @@ impl Engine {
         } else {
             rules.fault(func, slot).cloned()
         };
-        if let Some(fault) = &fault {
-            tally.fault(fault.rv);
-        }
         Ok(Call {
             real,
             slot,
@@ -314,6 +311,13 @@ impl Engine {
                 CKR_SESSION_HANDLE_INVALID
             }
         }
+    }
+
+    /// Counts a fault as delivered: only faults the caller actually receives are
+    /// counted (a session that died between admission and the call answers for
+    /// itself instead).
+    pub(crate) fn count_fault(&self, call: &Call, fault: &FaultSpec) {
+        self.tallies.of(call.slot).fault(fault.rv);
     }
 
     /// Makes an injected fault true in the real module, so the caller's view holds:

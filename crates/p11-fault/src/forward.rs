@@ -135,6 +135,7 @@ fn module_call(func: Func, forward: impl FnOnce(&Call) -> CK_RV) -> CK_RV {
         let call = attempt!(engine.enter(func, Target::Module));
         match &call.fault {
             Some(fault) => {
+                engine.count_fault(&call, fault);
                 engine.make_true(&call, fault, &[]);
                 fault.rv
             }
@@ -150,6 +151,7 @@ fn slot_call(func: Func, slot: CK_SLOT_ID, forward: impl FnOnce(&Call) -> CK_RV)
         let call = attempt!(engine.enter(func, Target::Slot(slot)));
         match &call.fault {
             Some(fault) => {
+                engine.count_fault(&call, fault);
                 engine.make_true(&call, fault, &[]);
                 fault.rv
             }
@@ -178,6 +180,7 @@ fn session_call(
         let in_flight = attempt!(call.begin(&entry));
         match &call.fault {
             Some(fault) => {
+                engine.count_fault(&call, fault);
                 end(call.real, entry.inner);
                 drop(in_flight);
                 engine.make_true(&call, fault, objects);

@@ -220,9 +220,30 @@ fn stale_handle_fault_makes_the_handle_stale() {
     let new = key(&session, KeyKind::P256);
     assert_ne!(new, old);
     sign(&mut session, &token, new, b"after").unwrap();
+
+    // The same for CKR_OBJECT_HANDLE_INVALID on an attribute read.
+    control
+        .replace_slot_rules(
+            token.slot,
+            "fault C_GetAttributeValue OBJECT_HANDLE_INVALID every=1 limit=1",
+        )
+        .unwrap();
+    assert_eq!(
+        rv_of(session.attributes(new, &[AttributeType::Label])),
+        Rv::ObjectHandleInvalid
+    );
+    assert_eq!(
+        rv_of(sign(&mut session, &token, new, b"stale too")),
+        Rv::KeyHandleInvalid
+    );
+    let newest = key(&session, KeyKind::P256);
+    assert!(newest != new && newest != old);
+    sign(&mut session, &token, newest, b"after").unwrap();
+
     let counters = control.counters(Some(token.slot)).unwrap();
     assert_eq!(counters.faults(Rv::KeyHandleInvalid), 1);
-    assert_eq!(counters.answers(Rv::KeyHandleInvalid), 1);
+    assert_eq!(counters.faults(Rv::ObjectHandleInvalid), 1);
+    assert_eq!(counters.answers(Rv::KeyHandleInvalid), 2);
     assert_eq!(counters.answers(Rv::ObjectHandleInvalid), 1);
 }
 
