@@ -2,16 +2,20 @@
 //! variables cannot be set safely in a running test, so each test runs itself again
 //! as a child process with the variables set, and the child does the checking.
 
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use p11_fault::{CONFIG_ENV, Control, Func, SPEC_ENV};
+use p11_fault::{BuildError, CONFIG_ENV, Control, Func, MODULE_ENV, SPEC_ENV};
 use p11_raw::{Module, Rv};
 use p11_testkit::TestToken;
 
 /// Set in the child: which check to run.
 const CHILD: &str = "P11_FAULT_TEST_CHILD";
 
-fn run_child(test: &str, mode: &str, config: &str, spec: &str) {
+/// Runs `test` again in a child process, in `mode`, with the spec variables set and
+/// `PKCS11_FAULT_MODULE` naming `module` (the proxy this process built, unless a test
+/// wants a wrong one).
+fn run_child(test: &str, mode: &str, config: &str, spec: &str, module: &Path) {
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("p11-fault");
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join(format!("{mode}-{}.conf", std::process::id()));
@@ -21,6 +25,7 @@ fn run_child(test: &str, mode: &str, config: &str, spec: &str) {
         .env(CHILD, mode)
         .env(CONFIG_ENV, &file)
         .env(SPEC_ENV, spec)
+        .env(MODULE_ENV, module)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -47,7 +52,12 @@ fn a_spec_from_the_environment_applies_from_the_first_call() {
             // SoftHSM2 first (the kit owns it), then the proxy, configured only by
             // the environment: no Control::apply.
             let token = TestToken::builder("env_spec_child").build();
+            // PKCS11_FAULT_MODULE is honoured: no cargo call in the child.
             let path = p11_fault::build_proxy();
+            assert_eq!(
+                Some(path.clone().into_os_string()),
+                std::env::var_os(MODULE_ENV)
+            );
             let module = Module::open(&path).unwrap();
             let answers: Vec<Option<Rv>> = (0..4)
                 .map(|_| module.token_info(token.slot).err().and_then(|e| e.rv()))
@@ -66,6 +76,7 @@ fn a_spec_from_the_environment_applies_from_the_first_call() {
             "good",
             &format!("# from {CONFIG_ENV}\nseed 3\nmodule {}\n", softhsm()),
             "fault C_GetTokenInfo CKR_DEVICE_ERROR every=2",
+            &p11_fault::build_proxy(),
         ),
     }
 }
@@ -84,6 +95,30 @@ fn a_bad_spec_from_the_environment_fails_initialize() {
             "bad",
             &format!("module {}\n", softhsm()),
             "fault C_Sign CKR_DEVICE_ERROR sometimes",
+            &p11_fault::build_proxy(),
+        ),
+    }
+}
+
+#[test]
+fn a_missing_proxy_is_an_error_not_a_skip() {
+    match std::env::var(CHILD).as_deref() {
+        Ok("missing") => {
+            let wanted = PathBuf::from(std::env::var_os(MODULE_ENV).unwrap());
+            assert_eq!(
+                p11_fault::try_build_proxy(),
+                Err(BuildError::Missing { path: wanted })
+            );
+            let panicked = std::panic::catch_unwind(p11_fault::build_proxy);
+            assert!(panicked.is_err());
+        }
+        Ok(other) => panic!("unexpected child mode {other}"),
+        Err(_) => run_child(
+            "config::a_missing_proxy_is_an_error_not_a_skip",
+            "missing",
+            "",
+            "",
+            Path::new("/nonexistent/libp11_fault.so"),
         ),
     }
 }
