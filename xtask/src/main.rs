@@ -4,6 +4,7 @@
 
 #![forbid(unsafe_code)]
 
+mod demo;
 mod setup;
 
 use std::path::{Path, PathBuf};
@@ -25,6 +26,11 @@ TASKS:
         P-384 and P-521 with certificates from the fixture CA chain (written as PEM to
         target/softhsm/certs/). Installs Debian's softhsm2 when missing and run as root;
         otherwise prints the command. The module path can also come from PKCS11_MODULE.
+    demo [--key LABEL]
+        The first command to try: provisions the developer token if needed, builds
+        pdfsign, signs fixtures/sample.pdf with the token's P-256 key (or LABEL: rsa2048,
+        rsa3072, p256, p384, p521) into target/demo/sample-signed.pdf, then runs
+        `pdfsign verify` on it against the fixture root CA.
     test [-- CARGO TEST ARGS]
         Run every test of the workspace on fresh SoftHSM2 tokens (the test token
         directory target/softhsm-test/ is wiped first), with the validators of
@@ -40,6 +46,7 @@ fn main() -> ExitCode {
         }
         Some("softhsm-setup") => setup::run(&args[1..]),
         Some(setup::PROVISION_CHILD) => setup::provision_child(&args[1..]),
+        Some("demo") => demo::run(&args[1..]),
         Some("test") => test(&args[1..]),
         Some(other) => {
             Err(format!("unknown task {other:?}; run `cargo xtask` for the list").into())

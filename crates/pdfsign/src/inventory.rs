@@ -53,8 +53,13 @@ pub struct TokenEntry {
     pub serial: String,
     /// The user-PIN flags that are set (`CKF_USER_PIN_COUNT_LOW`, ...).
     pub pin_flags: Vec<&'static str>,
+    /// Whether the token is initialised (SoftHSM2 always shows one free, uninitialised
+    /// token); an uninitialised one has no objects.
+    pub initialized: bool,
     /// Whether the objects were listed logged in (private keys included).
     pub logged_in: bool,
+    /// Why the objects could not be listed, if they could not.
+    pub error: Option<String>,
     /// The URI of the token.
     pub uri: String,
     /// Its objects (those the URI's object attributes select).
@@ -150,7 +155,34 @@ fn list_token(
     uri: &Pkcs11Uri,
     pin: Option<&Pin>,
 ) -> Result<TokenEntry> {
-    let session = module.open_session(slot, false)?;
+    let mut token_uri = Pkcs11Uri::new();
+    token_uri
+        .set_token(&token.label)
+        .set_serial(&token.serial_number)
+        .set_module_path(&module.path().display().to_string());
+    let mut entry = TokenEntry {
+        label: token.label.clone(),
+        manufacturer: token.manufacturer.clone(),
+        model: token.model.clone(),
+        serial: token.serial_number.clone(),
+        pin_flags: token.flags.user_pin_flag_names(),
+        initialized: token.flags.token_initialized(),
+        logged_in: false,
+        error: None,
+        uri: token_uri.to_string(),
+        objects: Vec::new(),
+    };
+    if !entry.initialized {
+        return Ok(entry);
+    }
+    let session = match module.open_session(slot, false) {
+        Ok(session) => session,
+        Err(e) if pin.is_none() => {
+            entry.error = Some(e.to_string());
+            return Ok(entry);
+        }
+        Err(e) => return Err(e.into()),
+    };
     let mut logged_in = false;
     if let Some(pin) = pin {
         match session.login(UserType::User, Some(pin.expose())) {
@@ -170,15 +202,6 @@ fn list_token(
             Err(e) => return Err(e.into()),
         }
     }
-    let mut token_uri = Pkcs11Uri::new();
-    token_uri
-        .set_token(&token.label)
-        .set_serial(&token.serial_number);
-    if let Some(path) = uri.module_path() {
-        token_uri.set_module_path(&path.display().to_string());
-    } else {
-        token_uri.set_module_path(&module.path().display().to_string());
-    }
     let objects = list_objects(&session, uri, &token_uri);
     if logged_in {
         // Leave the token as found: logged out once this listing's session closes.
@@ -186,16 +209,13 @@ fn list_token(
             tracing::debug!(error = %e, "logout after listing failed");
         }
     }
-    Ok(TokenEntry {
-        label: token.label,
-        manufacturer: token.manufacturer,
-        model: token.model,
-        serial: token.serial_number,
-        pin_flags: token.flags.user_pin_flag_names(),
-        logged_in,
-        uri: token_uri.to_string(),
-        objects: objects?,
-    })
+    entry.logged_in = logged_in;
+    match objects {
+        Ok(objects) => entry.objects = objects,
+        Err(e) if pin.is_none() => entry.error = Some(e.to_string()),
+        Err(e) => return Err(e),
+    }
+    Ok(entry)
 }
 
 fn list_objects(

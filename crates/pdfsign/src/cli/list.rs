@@ -55,6 +55,14 @@ fn render(inventory: &Inventory) -> String {
             token.label, token.serial, token.manufacturer, token.model
         ));
         out.push_str(&format!("    uri   {}\n", token.uri));
+        if !token.initialized {
+            out.push_str("    (not initialised)\n");
+            continue;
+        }
+        if let Some(error) = &token.error {
+            out.push_str(&format!("    cannot list its objects: {error}\n"));
+            continue;
+        }
         if !token.pin_flags.is_empty() {
             out.push_str(&format!("    PIN flags: {}\n", token.pin_flags.join(", ")));
         }
