@@ -178,35 +178,55 @@ pub(crate) struct KeyShared {
 }
 
 impl KeyShared {
-    /// The handle for the current epoch, looked up if the cache holds an older one.
-    pub(crate) fn handle(&self, token: &TokenShared) -> Result<ObjectHandle> {
-        if let Some(handle) = self.cache.load(token.login.epoch()) {
-            return Ok(handle);
+    /// The handle for the current epoch (looked up if the cache holds an older one),
+    /// and that epoch.
+    pub(crate) fn handle(&self, token: &TokenShared) -> Result<(ObjectHandle, u64)> {
+        let epoch = token.login.epoch();
+        if let Some(handle) = self.cache.load(epoch) {
+            return Ok((handle, epoch));
         }
-        self.refresh(token, None).map(|(handle, _)| handle)
+        self.refresh(token, None)
+            .map(|refreshed| (refreshed.handle, refreshed.epoch))
     }
 
     /// Looks the key up again, unless the cache already holds a handle for the current
-    /// epoch other than `stale`. Returns the handle and whether a look-up was made.
+    /// epoch other than `stale`.
     pub(crate) fn refresh(
         &self,
         token: &TokenShared,
         stale: Option<ObjectHandle>,
-    ) -> Result<(ObjectHandle, bool)> {
+    ) -> Result<Refreshed> {
         let mut transition = lock(&token.transition);
         let epoch = token.login.epoch();
         if let Some(handle) = self.cache.load(epoch)
             && Some(handle) != stale
         {
-            return Ok((handle, false));
+            return Ok(Refreshed {
+                handle,
+                epoch,
+                looked_up: false,
+            });
         }
         let anchor = token.anchor(&mut transition)?;
         let found = find_objects(token, anchor, &self.relocate)?;
         let handle = exactly_one(token, &self.query, &found)?;
         token.metrics.key_looked_up();
         self.cache.store(epoch, handle);
-        Ok((handle, true))
+        Ok(Refreshed {
+            handle,
+            epoch,
+            looked_up: true,
+        })
     }
+}
+
+/// What [`KeyShared::refresh`] found.
+pub(crate) struct Refreshed {
+    pub(crate) handle: ObjectHandle,
+    /// The epoch the handle belongs to.
+    pub(crate) epoch: u64,
+    /// Whether the token was searched (or the cache already had a fresh handle).
+    pub(crate) looked_up: bool,
 }
 
 /// A private key on a token, ready to sign: `Clone + Send + Sync`, shared by all

@@ -383,15 +383,13 @@ impl TokenShared {
         })
     }
 
-    /// Logs in again with the kept PIN after the token lost its login, unless someone
-    /// did since `seen_epoch`. Returns whether this call logged in.
+    /// Logs in again with the kept PIN if the token lost its login (and nobody logged
+    /// in again meanwhile: the anchor is asked under the lock). Returns whether this call
+    /// logged in.
     ///
     /// A refused PIN is erased and never tried again.
-    pub(crate) fn relogin(&self, seen_epoch: u64) -> Result<bool> {
+    pub(crate) fn relogin(&self) -> Result<bool> {
         let mut transition = lock(&self.transition);
-        if self.login.epoch() != seen_epoch {
-            return Ok(false);
-        }
         self.relogin_locked(&mut transition)
     }
 

@@ -35,6 +35,8 @@ enum Failure<'t> {
         stage: Stage,
         session: PooledSession<'t>,
         handle: ObjectHandle,
+        /// The login epoch the handle belongs to.
+        epoch: u64,
         /// Whether a context login used the kept user PIN.
         kept_pin: bool,
     },
@@ -51,8 +53,10 @@ impl SigningKey {
     /// bare hash for `CKM_RSA_PKCS_PSS` and `CKM_ECDSA` (which returns the raw `r || s`),
     /// the message for the hash-and-sign mechanisms (`CKM_SHA256_RSA_PKCS`, ...).
     ///
-    /// Recoverable failures are repaired and the signature retried once; see the module
-    /// documentation of `recovery` in the crate docs.
+    /// Recoverable failures are repaired and the signature retried once, as the crate
+    /// documentation's *Architecture* section says. For an always-authenticate key the
+    /// kept PIN (or the one given to [`SigningKey::with_context_pin`]) is used for the
+    /// context login; reading the kept one takes a short lock.
     ///
     /// # Errors
     /// [`Error::Pin`] if a PIN was refused (never retried), [`Error::PinRequired`] if a
@@ -80,7 +84,7 @@ impl SigningKey {
     ) -> Result<Vec<u8>> {
         let mut retried = false;
         loop {
-            let epoch = token.login.epoch();
+            let epoch_before = token.login.epoch();
             let failure = match self.attempt(token, mechanism, data) {
                 Ok(signature) => return Ok(signature),
                 Err(failure) => failure,
@@ -90,7 +94,7 @@ impl SigningKey {
                     Some(cause) if !retried => {
                         retried = true;
                         token.metrics.retried();
-                        self.recover_device(token, epoch, cause)?;
+                        self.recover_device(token, epoch_before, cause)?;
                     }
                     _ => return Err(error),
                 },
@@ -99,6 +103,7 @@ impl SigningKey {
                     stage,
                     session,
                     handle,
+                    epoch,
                     kept_pin,
                 } => {
                     let class = error.recovery_class();
@@ -146,7 +151,7 @@ impl SigningKey {
         mechanism: &Mechanism,
         data: &[u8],
     ) -> Result<Vec<u8>, Failure<'t>> {
-        let handle = self.shared.handle(token).map_err(Failure::Setup)?;
+        let (handle, epoch) = self.shared.handle(token).map_err(Failure::Setup)?;
         let facts = &self.shared.facts;
         let (context_pin, kept_pin) = match (facts.always_authenticate, &self.context_pin) {
             (false, _) => (None, false),
@@ -176,6 +181,7 @@ impl SigningKey {
                 stage,
                 session,
                 handle,
+                epoch,
                 kept_pin,
             }),
         }
@@ -224,7 +230,7 @@ impl SigningKey {
             }
         };
         // 2. The login.
-        if !logged_in && token.relogin(epoch)? {
+        if !logged_in && token.relogin()? {
             token.metrics.repaired(Repair::Login);
         }
         // 3. The key handle: stale after a new login, or when the module said so (or
@@ -232,7 +238,7 @@ impl SigningKey {
         let stale = token.login.epoch() != epoch
             || class == RecoveryClass::StaleHandle
             || (class == RecoveryClass::Ambiguous && session_alive && logged_in);
-        if stale && self.shared.refresh(token, Some(handle))?.1 {
+        if stale && self.shared.refresh(token, Some(handle))?.looked_up {
             token.metrics.repaired(Repair::Key);
         }
         // 4. The context login of an always-authenticate key: the retry does
@@ -253,7 +259,7 @@ impl SigningKey {
         if token.recover_device(epoch, cause)? {
             token.metrics.repaired(Repair::Device);
         }
-        if self.shared.refresh(token, None)?.1 {
+        if self.shared.refresh(token, None)?.looked_up {
             token.metrics.repaired(Repair::Key);
         }
         Ok(())

@@ -234,6 +234,47 @@ fn lease_churn_never_logs_out_under_a_signer() {
     assert!(!really_logged_in(&test));
 }
 
+/// The last lease going races a new login: two threads pass a baton 200 times; at each
+/// pass one drops its key (the last lease: the token logs out) exactly while the other
+/// logs in and signs. The logout clears "logged in" only from "zero leases", so the new
+/// lease is never outrun by it: no signature ever needs a repair.
+#[test]
+fn last_lease_logout_never_outruns_a_new_lease() {
+    const PASSES: usize = 200;
+    let test = TestToken::builder("last_lease_race")
+        .key(KeyKind::P256)
+        .build();
+    let cert = test.key(KeyKind::P256).cert_der.clone();
+    let token = open(&test);
+    let pass = Barrier::new(2);
+    std::thread::scope(|scope| {
+        for side in 0..2 {
+            let (token, test, cert, pass) = (&token, &test, &cert, &pass);
+            scope.spawn(move || {
+                let mut held = (side == 0).then(|| key_of(token, test, "p256"));
+                for n in 0..PASSES {
+                    pass.wait();
+                    match held.take() {
+                        // Drop the last lease while the other side logs in.
+                        Some(key) => drop(key),
+                        None => {
+                            let key = key_of(token, test, "p256");
+                            sign_and_verify(&key, cert, &format!("pass {n}"));
+                            held = Some(key);
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let figures = token.metrics().snapshot();
+    assert_eq!(figures.signatures, PASSES as u64);
+    assert_eq!(figures.retries, 0, "{figures:?}");
+    assert_eq!(repairs(&figures), [0; 7], "{figures:?}");
+    assert_eq!(figures.logins, figures.logouts, "{figures:?}");
+    assert!(!really_logged_in(&test));
+}
+
 /// Issue 4: two tokens with different PINs, signed on concurrently from 16 threads; each
 /// keeps its own login state.
 #[test]
