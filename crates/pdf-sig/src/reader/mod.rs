@@ -614,3 +614,6 @@ fn read_exact_at<R: Read + Seek>(source: &mut R, offset: u64, len: u64) -> Resul
     }
     Ok(buffer)
 }
+
+#[cfg(test)]
+mod tests;
