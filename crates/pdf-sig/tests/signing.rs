@@ -230,6 +230,9 @@ fn visible_signature_warns_about_characters_helvetica_cannot_show() {
     // The second page (object 6) was rewritten with its /Annots holding the link and
     // the widget; the signature dictionary keeps the full name.
     assert!(text.contains("/Annots[11 0 R 13 0 R]"), "{text}");
+    // That page inherits /Rotate 90: the appearance is turned back to read upright.
+    assert!(text.contains("/Matrix[0 1 -1 0 0 0]"), "{text}");
+    assert!(text.contains("/MK<</R 90>>"), "{text}");
     assert!(
         text.contains("/Name<FEFF005A006F00EB00207B7E540D>"),
         "{text}"

@@ -93,11 +93,22 @@ fn literal(bytes: &[u8]) -> String {
     out
 }
 
-/// Builds the form XObject shown in a widget of size `rect`, and the warnings about
-/// characters it could not show.
-pub(crate) fn appearance_stream(rect: &Rect, text: &AppearanceText<'_>) -> (Stream, Vec<Warning>) {
-    let width = rect.width().abs();
-    let height = rect.height().abs();
+/// Builds the form XObject shown in a widget of size `rect` on a page turned by
+/// `rotate` degrees, and the warnings about characters it could not show.
+///
+/// On a turned page the text is laid out in the turned frame (width and height swapped
+/// at 90 and 270 degrees) and the form's `/Matrix` turns it back, so that it reads
+/// upright as the page is shown (12.5.5: the form's box, transformed by its matrix, is
+/// fitted to the annotation's rectangle).
+pub(crate) fn appearance_stream(
+    rect: &Rect,
+    rotate: u16,
+    text: &AppearanceText<'_>,
+) -> (Stream, Vec<Warning>) {
+    let (width, height) = match rotate {
+        90 | 270 => (rect.height().abs(), rect.width().abs()),
+        _ => (rect.width().abs(), rect.height().abs()),
+    };
     let mut warnings = Vec::new();
     let mut lines: Vec<Vec<u8>> = Vec::new();
     let mut add = |label: &str, value: &str, what: &'static str| {
@@ -196,6 +207,20 @@ pub(crate) fn appearance_stream(rect: &Rect, text: &AppearanceText<'_>) -> (Stre
         ]),
     );
     dict.set("Resources", resources);
+    let matrix: Option<[i64; 4]> = match rotate {
+        90 => Some([0, 1, -1, 0]),
+        180 => Some([-1, 0, 0, -1]),
+        270 => Some([0, -1, 1, 0]),
+        _ => None,
+    };
+    if let Some(matrix) = matrix {
+        let items = matrix
+            .iter()
+            .map(|&value| Object::Integer(value))
+            .chain([0.into(), 0.into()])
+            .collect();
+        dict.set("Matrix", Object::Array(items));
+    }
     (Stream::new(dict, content.into_bytes()), warnings)
 }
 
@@ -211,7 +236,8 @@ mod tests {
             reason: Some("Approved (final)"),
             location: None,
         };
-        let (stream, warnings) = appearance_stream(&Rect::new(100.0, 100.0, 300.0, 160.0), &text);
+        let (stream, warnings) =
+            appearance_stream(&Rect::new(100.0, 100.0, 300.0, 160.0), 0, &text);
         assert_eq!(
             warnings,
             vec![Warning::CharactersReplaced {
@@ -240,6 +266,39 @@ mod tests {
             .parse()
             .unwrap();
         assert!(size > 8.0 && size <= 12.0, "{size}");
+    }
+
+    #[test]
+    fn turned_pages_get_a_turned_frame() {
+        let text = AppearanceText {
+            name: None,
+            date: "today".to_owned(),
+            reason: None,
+            location: None,
+        };
+        let rect = Rect::new(0.0, 0.0, 200.0, 50.0);
+        let (upright, _) = appearance_stream(&rect, 0, &text);
+        assert!(upright.dict.get(b"Matrix").is_err());
+        let (turned, _) = appearance_stream(&rect, 90, &text);
+        let bbox = turned.dict.get(b"BBox").unwrap();
+        assert_eq!(
+            bbox,
+            &Object::Array(vec![
+                0.into(),
+                0.into(),
+                Object::Real(50.0),
+                Object::Real(200.0)
+            ])
+        );
+        assert_eq!(
+            turned.dict.get(b"Matrix").unwrap(),
+            &Object::Array(
+                [0, 1, -1, 0, 0, 0]
+                    .into_iter()
+                    .map(Object::Integer)
+                    .collect()
+            )
+        );
     }
 
     #[test]

@@ -195,7 +195,13 @@ pub(crate) fn plan<R: Read + Seek>(
                 Some(placement) => {
                     widget.set("Rect", rect_object(&placement.rect));
                     let (stream, stream_warnings) =
-                        appearance_stream(&placement.rect, &appearance_text);
+                        appearance_stream(&placement.rect, page.rotate, &appearance_text);
+                    if page.rotate != 0 {
+                        // For viewers that rebuild appearances: the widget turns with the page.
+                        let rotation =
+                            Dictionary::from_iter([("R", Object::Integer(i64::from(page.rotate)))]);
+                        widget.set("MK", rotation);
+                    }
                     warnings.extend(stream_warnings);
                     let stream_id = numbers.take()?;
                     objects.insert(stream_id, Object::Stream(stream));
@@ -401,7 +407,7 @@ fn fill_field(
     dict.set("V", Object::Reference(signature_id));
     let rect = dict.get(b"Rect").ok().and_then(read_rect);
     if let Some(rect) = rect.filter(|rect| rect.width() > 0.0 && rect.height() > 0.0) {
-        let (stream, stream_warnings) = appearance_stream(&rect, appearance_text);
+        let (stream, stream_warnings) = appearance_stream(&rect, 0, appearance_text);
         warnings.extend(stream_warnings);
         let stream_id = numbers.take()?;
         objects.insert(stream_id, Object::Stream(stream));

@@ -16,6 +16,8 @@ use crate::text::decode_text_string;
 pub(crate) struct Page {
     pub(crate) id: ObjectId,
     pub(crate) dict: Dictionary,
+    /// The page's `/Rotate`, inherited from the page tree if need be: 0, 90, 180 or 270.
+    pub(crate) rotate: u16,
 }
 
 /// Finds the page with zero-based `index` below the `/Pages` root `root`.
@@ -36,7 +38,7 @@ pub(crate) fn find_page<R: Read + Seek>(
         remaining: index,
         seen: 0,
     };
-    match walk.descend(doc, *root, 0)? {
+    match walk.descend(doc, *root, 0, 0)? {
         Some(page) => Ok(page),
         None => Err(Error::PageOutOfRange {
             index,
@@ -57,6 +59,7 @@ impl PageWalk {
         doc: &mut Document<R>,
         id: ObjectId,
         depth: usize,
+        inherited_rotate: i64,
     ) -> Result<Option<Page>> {
         if !self.visited.insert(id.0) {
             return Err(Error::TreeLoop {
@@ -71,6 +74,10 @@ impl PageWalk {
             });
         }
         let dict = doc.dictionary(id, "a page tree node")?;
+        let rotate = match dict.get(b"Rotate") {
+            Ok(Object::Integer(rotate)) => *rotate,
+            _ => inherited_rotate,
+        };
         let is_leaf = match dict.get(b"Type") {
             Ok(Object::Name(name)) => name == b"Page",
             _ => !dict.has(b"Kids"),
@@ -78,7 +85,14 @@ impl PageWalk {
         if is_leaf {
             self.seen = self.seen.saturating_add(1);
             if self.remaining == 0 {
-                return Ok(Some(Page { id, dict }));
+                // Only multiples of 90 are valid (Table 30); others count as 0.
+                let rotate = match rotate.rem_euclid(360) {
+                    90 => 90,
+                    180 => 180,
+                    270 => 270,
+                    _ => 0,
+                };
+                return Ok(Some(Page { id, dict, rotate }));
             }
             self.remaining -= 1;
             return Ok(None);
@@ -118,7 +132,7 @@ impl PageWalk {
                 self.seen = self.seen.saturating_add(count);
                 continue;
             }
-            if let Some(page) = self.descend(doc, kid, depth + 1)? {
+            if let Some(page) = self.descend(doc, kid, depth + 1, rotate)? {
                 return Ok(Some(page));
             }
         }
