@@ -133,7 +133,11 @@ pub(crate) fn plan<R: Read + Seek>(
     let target = match existing {
         Some(field) => {
             check_fillable(doc, &fields, field)?;
-            Target::Fill(field)
+            let rotate = match field.dict.get(b"P") {
+                Ok(Object::Reference(page)) => tree::page_rotation(doc, *page)?,
+                _ => 0,
+            };
+            Target::Fill { field, rotate }
         }
         None => {
             let name = match &options.field_name {
@@ -170,8 +174,9 @@ pub(crate) fn plan<R: Read + Seek>(
     };
 
     let field_name = match target {
-        Target::Fill(field) => {
+        Target::Fill { field, rotate } => {
             fill_field(
+                rotate,
                 field,
                 signature_id,
                 &appearance_text,
@@ -396,6 +401,7 @@ fn check_fillable<R: Read + Seek>(
 /// Fills an existing empty signature field; a widget merged with it that has an area
 /// gets an appearance.
 fn fill_field(
+    rotate: u16,
     field: &Field,
     signature_id: ObjectId,
     appearance_text: &AppearanceText<'_>,
@@ -407,7 +413,7 @@ fn fill_field(
     dict.set("V", Object::Reference(signature_id));
     let rect = dict.get(b"Rect").ok().and_then(read_rect);
     if let Some(rect) = rect.filter(|rect| rect.width() > 0.0 && rect.height() > 0.0) {
-        let (stream, stream_warnings) = appearance_stream(&rect, 0, appearance_text);
+        let (stream, stream_warnings) = appearance_stream(&rect, rotate, appearance_text);
         warnings.extend(stream_warnings);
         let stream_id = numbers.take()?;
         objects.insert(stream_id, Object::Stream(stream));
@@ -432,7 +438,10 @@ enum Annots {
 
 /// What the increment is for: a new field on a page, or an existing field to fill.
 enum Target<'f> {
-    Fill(&'f Field),
+    Fill {
+        field: &'f Field,
+        rotate: u16,
+    },
     New {
         name: String,
         page: tree::Page,

@@ -85,13 +85,7 @@ impl PageWalk {
         if is_leaf {
             self.seen = self.seen.saturating_add(1);
             if self.remaining == 0 {
-                // Only multiples of 90 are valid (Table 30); others count as 0.
-                let rotate = match rotate.rem_euclid(360) {
-                    90 => 90,
-                    180 => 180,
-                    270 => 270,
-                    _ => 0,
-                };
+                let rotate = normalize_rotation(rotate);
                 return Ok(Some(Page { id, dict, rotate }));
             }
             self.remaining -= 1;
@@ -154,6 +148,42 @@ impl PageWalk {
             _ => Ok(None),
         }
     }
+}
+
+/// Only multiples of 90 are valid for `/Rotate` (Table 30); others count as 0.
+fn normalize_rotation(rotate: i64) -> u16 {
+    match rotate.rem_euclid(360) {
+        90 => 90,
+        180 => 180,
+        270 => 270,
+        _ => 0,
+    }
+}
+
+/// The `/Rotate` of page `page`, inherited through its `/Parent` chain if need be.
+pub(crate) fn page_rotation<R: Read + Seek>(doc: &mut Document<R>, page: ObjectId) -> Result<u16> {
+    let mut node = page;
+    let mut visited = HashSet::new();
+    for _ in 0..=MAX_NESTING {
+        if !visited.insert(node.0) {
+            return Err(Error::TreeLoop {
+                tree: "page",
+                object: node.0,
+            });
+        }
+        let dict = doc.dictionary(node, "a page tree node")?;
+        if let Ok(Object::Integer(rotate)) = dict.get(b"Rotate") {
+            return Ok(normalize_rotation(*rotate));
+        }
+        match dict.get(b"Parent") {
+            Ok(Object::Reference(parent)) => node = *parent,
+            _ => return Ok(0),
+        }
+    }
+    Err(Error::TreeTooDeep {
+        tree: "page",
+        limit: MAX_NESTING,
+    })
 }
 
 /// One node of the form-field tree that has a name.
