@@ -6,5 +6,6 @@
 mod builder;
 mod decode;
 mod interop;
+mod softhsm;
 mod support;
 mod timestamp;
