@@ -1,0 +1,166 @@
+//! The cross-reference chain: from `startxref` through every `/Prev`, tables (with a
+//! hybrid file's `/XRefStm`) and streams, newest first.
+
+use std::collections::HashSet;
+use std::io::{BufReader, Read, Seek, SeekFrom};
+
+use lopdf::{Dictionary, Object};
+
+use super::xref::{self, NumberedEntry, StreamLayout};
+use super::{Document, XrefEntry, XrefKind, filter, lexer, read_exact_at};
+use crate::error::{Error, Result};
+use crate::limits::MAX_XREF_ENTRIES;
+
+impl<R: Read + Seek> Document<R> {
+    pub(super) fn read_xref_chain(&mut self) -> Result<()> {
+        let mut visited = HashSet::new();
+        let mut budget = MAX_XREF_ENTRIES;
+        let mut next = Some(self.startxref);
+        let mut newest = true;
+        while let Some(offset) = next {
+            if !visited.insert(offset) {
+                return Err(Error::XrefLoop { offset });
+            }
+            if offset >= self.file_len {
+                return Err(Error::OutOfBounds {
+                    what: "a /Prev offset",
+                    offset,
+                    file_len: self.file_len,
+                });
+            }
+            let (kind, trailer, entries) = self.read_section(offset, &mut budget, &mut visited)?;
+            for (number, entry) in entries {
+                self.highest = self.highest.max(number);
+                self.entries.entry(number).or_insert(entry);
+            }
+            next = match trailer.get(b"Prev") {
+                Ok(Object::Integer(prev)) => {
+                    Some(u64::try_from(*prev).map_err(|_| Error::BadXref {
+                        offset,
+                        reason: "negative /Prev",
+                    })?)
+                }
+                Ok(Object::Real(prev)) if prev.fract() == 0.0 && *prev >= 0.0 => Some(*prev as u64),
+                _ => None,
+            };
+            if newest {
+                self.kind = kind;
+                self.trailer = trailer;
+                newest = false;
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads one section: a table (with its hybrid `/XRefStm`, if any) or a stream.
+    /// Returns its entries in order of precedence.
+    fn read_section(
+        &mut self,
+        offset: u64,
+        budget: &mut u64,
+        visited: &mut HashSet<u64>,
+    ) -> Result<(XrefKind, Dictionary, Vec<NumberedEntry>)> {
+        let head = read_exact_at(&mut self.source, offset, (self.file_len - offset).min(32))?;
+        let start = head
+            .iter()
+            .position(|&byte| !lexer::is_whitespace(byte))
+            .unwrap_or(0);
+        if head
+            .get(start..)
+            .is_some_and(|rest| rest.starts_with(b"xref"))
+        {
+            self.source
+                .seek(SeekFrom::Start(offset))
+                .map_err(Error::io("reading the input"))?;
+            let mut input = BufReader::with_capacity(
+                64 * 1024,
+                (&mut self.source).take(self.file_len - offset),
+            );
+            let (table, trailer_at) = xref::parse_table(&mut input, offset, budget)?;
+            drop(input);
+            let trailer = match self.parse_at(trailer_at, |parser| parser.object())? {
+                Object::Dictionary(trailer) => trailer,
+                _ => {
+                    return Err(Error::BadXref {
+                        offset: trailer_at,
+                        reason: "trailer is not a dictionary",
+                    });
+                }
+            };
+            // A hybrid file (7.5.8.4): objects in the stream at /XRefStm come after the
+            // table's own entries but before its free ones, which often mark exactly
+            // the objects the stream holds.
+            let (in_use, free): (Vec<_>, Vec<_>) = table
+                .into_iter()
+                .partition(|(_, entry)| !matches!(entry, XrefEntry::Free));
+            let mut entries = in_use;
+            if let Ok(Object::Integer(stream_offset)) = trailer.get(b"XRefStm") {
+                let stream_offset = u64::try_from(*stream_offset).map_err(|_| Error::BadXref {
+                    offset,
+                    reason: "negative /XRefStm",
+                })?;
+                if !visited.insert(stream_offset) {
+                    return Err(Error::XrefLoop {
+                        offset: stream_offset,
+                    });
+                }
+                let (_, stream_entries) = self.read_xref_stream(stream_offset, budget)?;
+                entries.extend(stream_entries);
+            }
+            entries.extend(free);
+            Ok((XrefKind::Table, trailer, entries))
+        } else {
+            let (dict, entries) = self.read_xref_stream(offset, budget)?;
+            Ok((XrefKind::Stream, dict, entries))
+        }
+    }
+
+    fn read_xref_stream(
+        &mut self,
+        offset: u64,
+        budget: &mut u64,
+    ) -> Result<(Dictionary, Vec<NumberedEntry>)> {
+        if offset >= self.file_len {
+            return Err(Error::OutOfBounds {
+                what: "a cross-reference stream",
+                offset,
+                file_len: self.file_len,
+            });
+        }
+        let found = self
+            .indirect_object_at(offset)
+            .map_err(|error| match error {
+                Error::Syntax { .. } => Error::BadXref {
+                    offset,
+                    reason: "neither a table nor a stream at the offset",
+                },
+                other => other,
+            })?;
+        let (Object::Dictionary(dict), Some(data_offset)) = (found.object, found.stream_data)
+        else {
+            return Err(Error::BadXref {
+                offset,
+                reason: "not a stream",
+            });
+        };
+        if !matches!(dict.get(b"Type"), Ok(Object::Name(name)) if name == b"XRef") {
+            return Err(Error::BadXref {
+                offset,
+                reason: "stream without /Type /XRef",
+            });
+        }
+        // The entries of a cross-reference stream's dictionary are direct (7.5.8.2).
+        let Ok(&Object::Integer(length)) = dict.get(b"Length") else {
+            return Err(Error::BadXref {
+                offset,
+                reason: "/Length missing or indirect",
+            });
+        };
+        let layout = StreamLayout::from_dict(&dict, offset)?;
+        let raw = self.stream_data(found.id.0, data_offset, length)?;
+        let data = filter::decode(found.id.0, &dict, raw)?;
+        let entries = layout.entries(&data, offset, budget)?;
+        self.highest = self.highest.max(found.id.0);
+        Ok((dict, entries))
+    }
+}

@@ -1,0 +1,140 @@
+//! Tests of the object parser: syntax, windows, limits, and round trips with lopdf's writer.
+
+use proptest::prelude::*;
+
+use super::*;
+
+fn parse(text: &[u8]) -> Result<Object> {
+    Parser::new(text, 0, true).object()
+}
+
+#[test]
+fn scalars() {
+    assert_eq!(parse(b"42").unwrap(), Object::Integer(42));
+    assert_eq!(parse(b"-17").unwrap(), Object::Integer(-17));
+    assert_eq!(parse(b"+3").unwrap(), Object::Integer(3));
+    assert_eq!(parse(b"-.5").unwrap(), Object::Real(-0.5));
+    assert_eq!(parse(b"4.").unwrap(), Object::Real(4.0));
+    assert_eq!(parse(b"true").unwrap(), Object::Boolean(true));
+    assert_eq!(parse(b"null").unwrap(), Object::Null);
+    assert_eq!(parse(b"/A#20B").unwrap(), Object::Name(b"A B".to_vec()));
+    assert_eq!(parse(b"12 0 R").unwrap(), Object::Reference((12, 0)));
+    assert!(matches!(parse(b"--5"), Err(Error::Syntax { .. })));
+    assert!(matches!(parse(b"foo"), Err(Error::Syntax { .. })));
+}
+
+#[test]
+fn strings() {
+    assert_eq!(
+        parse(b"(a(b)c\\)\\n\\053\\\r\nx\r\ny)").unwrap(),
+        Object::String(b"a(b)c)\n+x\ny".to_vec(), StringFormat::Literal)
+    );
+    assert_eq!(
+        parse(b"<41 42 4>").unwrap(),
+        Object::String(b"AB@".to_vec(), StringFormat::Hexadecimal)
+    );
+    assert!(matches!(parse(b"<4G>"), Err(Error::Syntax { .. })));
+    assert!(matches!(parse(b"(abc"), Err(Error::UnexpectedEof { .. })));
+}
+
+#[test]
+fn containers_and_references() {
+    let object = parse(b"<</Kids [1 0 R 2 0 R 3] /N [5 0 /X] /X<</Y null>>>>").unwrap();
+    let Object::Dictionary(dict) = object else {
+        panic!("not a dictionary")
+    };
+    assert_eq!(
+        dict.get(b"Kids").unwrap(),
+        &Object::Array(vec![
+            Object::Reference((1, 0)),
+            Object::Reference((2, 0)),
+            Object::Integer(3)
+        ])
+    );
+    // `5 0` followed by a name is not a reference.
+    assert_eq!(
+        dict.get(b"N").unwrap(),
+        &Object::Array(vec![
+            Object::Integer(5),
+            Object::Integer(0),
+            Object::Name(b"X".to_vec())
+        ])
+    );
+}
+
+#[test]
+fn window_end_asks_for_more() {
+    // A token cut by the window's end might continue: more data is needed.
+    for text in [&b"12"[..], b"12 0", b"<</A 1", b"[1 2", b"(ab", b"<"] {
+        let result = Parser::new(text, 0, false).object();
+        assert!(
+            matches!(result, Err(Error::UnexpectedEof { .. })),
+            "{text:?}: {result:?}"
+        );
+    }
+    assert_eq!(
+        Parser::new(b"12 /", 0, false).object().unwrap(),
+        Object::Integer(12)
+    );
+}
+
+#[test]
+fn nesting_is_limited() {
+    let deep = [b"[".repeat(MAX_NESTING), b"]".repeat(MAX_NESTING)].concat();
+    assert!(parse(&deep).is_ok());
+    let deeper = [b"[".repeat(MAX_NESTING + 1), b"]".repeat(MAX_NESTING + 1)].concat();
+    assert!(matches!(parse(&deeper), Err(Error::NestingTooDeep { .. })));
+    let dicts = b"<</A ".repeat(10_000);
+    assert!(matches!(parse(&dicts), Err(Error::NestingTooDeep { .. })));
+}
+
+/// Objects as lopdf builds them; reals are whole hundredths, which f32 keeps exactly
+/// enough for the writer's shortest form to read back the same.
+fn object_strategy() -> impl Strategy<Value = Object> {
+    let leaf = prop_oneof![
+        Just(Object::Null),
+        any::<bool>().prop_map(Object::Boolean),
+        any::<i64>().prop_map(Object::Integer),
+        (-1_000_000i32..1_000_000).prop_map(|hundredths| Object::Real(hundredths as f32 / 100.0)),
+        prop::collection::vec(any::<u8>(), 0..12).prop_map(Object::Name),
+        prop::collection::vec(any::<u8>(), 0..24)
+            .prop_map(|bytes| Object::String(bytes, StringFormat::Literal)),
+        prop::collection::vec(any::<u8>(), 0..24)
+            .prop_map(|bytes| Object::String(bytes, StringFormat::Hexadecimal)),
+        (any::<u32>(), any::<u16>()).prop_map(Object::Reference),
+    ];
+    leaf.prop_recursive(4, 48, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..6).prop_map(Object::Array),
+            prop::collection::vec((prop::collection::vec(any::<u8>(), 0..8), inner), 0..6)
+                .prop_map(|entries| Object::Dictionary(entries.into_iter().collect())),
+        ]
+    })
+}
+
+proptest! {
+    /// What lopdf's writer serializes (as the increment is written), this parser reads
+    /// back unchanged.
+    #[test]
+    fn reads_back_what_lopdf_writes(object in object_strategy()) {
+        let mut bytes = Vec::new();
+        lopdf::Writer::write_object(&mut bytes, &object).unwrap();
+        let parsed = Parser::new(&bytes, 0, true).object().unwrap();
+        prop_assert_eq!(parsed, object);
+    }
+
+    #[test]
+    fn never_panics(bytes in prop::collection::vec(any::<u8>(), 0..256), complete: bool) {
+        let mut parser = Parser::new(&bytes, 0, complete);
+        let _ = parser.indirect_object();
+        let _ = Parser::new(&bytes, 0, complete).object();
+    }
+}
+
+#[test]
+fn indirect_stream_header() {
+    let text = b"7 0 obj\n<</Length 3>>\nstream\r\nabc\nendstream\nendobj";
+    let found = Parser::new(text, 100, true).indirect_object().unwrap();
+    assert_eq!(found.id, (7, 0));
+    assert_eq!(found.stream_data, Some(100 + 30));
+}
