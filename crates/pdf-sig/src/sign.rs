@@ -207,7 +207,7 @@ pub fn prepare(
 ) -> Result<PreparedFile> {
     let (input, output) = (input.as_ref(), output.as_ref());
     let source = File::open(input).map_err(Error::io("opening the input"))?;
-    if !options.in_place && is_same_file(&source, output) {
+    if !options.in_place && is_same_file(input, &source, output) {
         return Err(Error::OutputIsInput {
             path: output.to_path_buf(),
         });
@@ -486,18 +486,23 @@ impl Drop for TempFile {
 }
 
 /// Whether `output` names the file `input` is open on (hard links included).
-fn is_same_file(input: &File, output: &Path) -> bool {
-    let (Ok(input), Ok(output)) = (input.metadata(), fs::metadata(output)) else {
-        return false;
-    };
+fn is_same_file(input_path: &Path, input: &File, output: &Path) -> bool {
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;
+        let _ = input_path;
+        let (Ok(input), Ok(output)) = (input.metadata(), fs::metadata(output)) else {
+            return false;
+        };
         input.dev() == output.dev() && input.ino() == output.ino()
     }
     #[cfg(not(unix))]
     {
-        // Without inode numbers, equal metadata is the best cheap evidence.
-        input.len() == output.len() && input.modified().ok() == output.modified().ok()
+        // Without inode numbers, compare where the paths lead.
+        let _ = input;
+        match (fs::canonicalize(input_path), fs::canonicalize(output)) {
+            (Ok(input), Ok(output)) => input == output,
+            _ => false,
+        }
     }
 }
