@@ -2,21 +2,23 @@
 //! p11-raw (one session per thread, one shared login) against `SigningKey::sign` on the
 //! same key at the same thread count, on a SoftHSM2 token of the test kit.
 //!
-//! Each figure is the median of interleaved rounds (raw and library alternate, the
-//! order flipping every round), with the spread `(max - min) / median`; the ratio is the
-//! median of the per-round ratios library ÷ raw, so slow drift of a shared machine
-//! cancels out. Not a test: the machine is noisy.
+//! Each figure is the median of rounds (default 5 of 5 s per variant), with the spread
+//! `(max - min) / median`. Within a round raw and library run in alternating slices
+//! (default 1 s, the order flipping each slice), so both see the same background load;
+//! the ratio is the median of the per-round ratios library ÷ raw. Raw threads keep their
+//! own session across rounds; the library's pool is sized to the most threads, as a
+//! service would size it. Not a test: the machine is noisy.
 //!
 //! ```text
-//! cargo run --release -p p11-session --example bench_sign -- \
-//!     [--seconds 5] [--rounds 5] [--threads 1,2,8] [--keys rsa2048,rsa3072,p256,p384,p521]
+//! cargo run --release -p p11-session --example bench_sign -- [--seconds 5] [--slice 1] \
+//!     [--rounds 5] [--threads 1,2,8] [--keys rsa2048,rsa3072,p256,p384,p521]
 //! ```
 
-use std::sync::Barrier;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Barrier, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use p11_raw::{Mechanism, MechanismType, Module, ObjectHandle, SlotId};
+use p11_raw::{Mechanism, MechanismType, ObjectHandle, Session};
 use p11_session::{KeyQuery, SigningKey, Token, TokenConfig, TokenQuery};
 use p11_testkit::{KeyKind, Scheme, TestToken, verify_prehash};
 use sha2::{Digest, Sha256, Sha384, Sha512};
@@ -24,6 +26,7 @@ use sha2::{Digest, Sha256, Sha384, Sha512};
 /// Parsed command line.
 struct Args {
     seconds: f64,
+    slice: f64,
     rounds: usize,
     threads: Vec<usize>,
     keys: Vec<KeyKind>,
@@ -32,6 +35,7 @@ struct Args {
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
         seconds: 5.0,
+        slice: 1.0,
         rounds: 5,
         threads: vec![1, 2, 8],
         keys: KeyKind::ALL.to_vec(),
@@ -42,6 +46,9 @@ fn parse_args() -> Result<Args, String> {
         match flag.as_str() {
             "--seconds" => {
                 args.seconds = value()?.parse().map_err(|e| format!("--seconds: {e}"))?;
+            }
+            "--slice" => {
+                args.slice = value()?.parse().map_err(|e| format!("--slice: {e}"))?;
             }
             "--rounds" => {
                 args.rounds = value()?.parse().map_err(|e| format!("--rounds: {e}"))?;
@@ -65,7 +72,7 @@ fn parse_args() -> Result<Args, String> {
             }
             "--help" | "-h" => {
                 println!(
-                    "bench_sign [--seconds S] [--rounds N] [--threads 1,2,8] \
+                    "bench_sign [--seconds S] [--slice S] [--rounds N] [--threads 1,2,8] \
                      [--keys rsa2048,rsa3072,p256,p384,p521]"
                 );
                 std::process::exit(0);
@@ -73,7 +80,7 @@ fn parse_args() -> Result<Args, String> {
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
-    if args.rounds == 0 || args.seconds <= 0.0 || args.threads.contains(&0) {
+    if args.rounds == 0 || args.seconds <= 0.0 || args.slice <= 0.0 || args.threads.contains(&0) {
         return Err("rounds, seconds and thread counts must be positive".into());
     }
     Ok(args)
@@ -111,21 +118,21 @@ fn workload(kind: KeyKind) -> (Mechanism, Vec<u8>, Scheme, Vec<u8>) {
     }
 }
 
-/// Runs `threads` workers for `duration`, each calling `sign` in a loop; returns
-/// signatures per second.
+/// Runs `threads` workers for `duration`, each calling the signer `make` gives it in a
+/// loop; returns the signatures made and the seconds they took.
 fn run<'a>(
     threads: usize,
     duration: Duration,
-    sign: &(dyn Fn(usize) -> Box<dyn FnMut() + 'a> + Sync),
-) -> f64 {
+    make: &(dyn Fn(usize) -> Box<dyn FnMut() + 'a> + Sync),
+) -> (u64, f64) {
     let stop = AtomicBool::new(false);
     let count = AtomicU64::new(0);
     let start = Barrier::new(threads + 1);
-    let elapsed = std::thread::scope(|scope| {
+    let began = std::thread::scope(|scope| {
         for index in 0..threads {
             let (stop, count, start) = (&stop, &count, &start);
             scope.spawn(move || {
-                let mut one = sign(index);
+                let mut one = make(index);
                 start.wait();
                 let mut mine = 0u64;
                 while !stop.load(Ordering::Relaxed) {
@@ -141,9 +148,8 @@ fn run<'a>(
         stop.store(true, Ordering::Relaxed);
         began
     });
-    // Workers finish the signature in flight after `stop`; count the time they took.
-    let seconds = elapsed.elapsed().as_secs_f64();
-    count.load(Ordering::Relaxed) as f64 / seconds
+    // Workers finish the signature in flight after `stop`: count the time they took.
+    (count.load(Ordering::Relaxed), began.elapsed().as_secs_f64())
 }
 
 fn median(values: &mut [f64]) -> f64 {
@@ -163,18 +169,16 @@ fn spread(values: &[f64], median: f64) -> f64 {
     (max - min) / median * 100.0
 }
 
-/// Raw signing: one session per thread, the handle found once.
+/// Raw signing on this thread's own session (kept across rounds), the handle found once.
 fn raw_signer<'a>(
-    module: &'a Module,
-    slot: SlotId,
+    session: &'a Mutex<Session>,
     handle: ObjectHandle,
     mechanism: &'a Mechanism,
     input: &'a [u8],
     len: usize,
 ) -> Box<dyn FnMut() + 'a> {
-    let mut session = module
-        .open_session(slot, false)
-        .expect("open a raw session");
+    // Only this thread takes this lock, once per slice.
+    let mut session = session.lock().unwrap_or_else(PoisonError::into_inner);
     Box::new(move || {
         session
             .sign_init(mechanism, handle)
@@ -216,11 +220,13 @@ fn main() {
     )
     .expect("open the token");
     let lease = token.login(test.user_pin.as_bytes()).expect("log in");
-    let duration = Duration::from_secs_f64(args.seconds);
+    let slices = (args.seconds / args.slice).ceil().max(1.0) as usize;
+    let slice_duration = Duration::from_secs_f64(args.seconds / slices as f64);
 
     println!(
-        "SoftHSM2, {} round(s) of {:.1} s per figure, interleaved; spread = (max - min) / median",
-        args.rounds, args.seconds
+        "SoftHSM2, {} round(s) of {:.1} s per figure and variant, raw and library \
+         interleaved in {} slice(s) each; spread = (max - min) / median",
+        args.rounds, args.seconds, slices
     );
     println!(
         "{:<8} {:>7} {:>12} {:>8} {:>12} {:>8} {:>9} {:>8} {:>18}",
@@ -250,27 +256,43 @@ fn main() {
                 .expect("raw key handle")
         };
         for &threads in &args.threads {
+            let sessions: Vec<Mutex<Session>> = (0..threads)
+                .map(|_| {
+                    let session = test.module.open_session(test.slot, false);
+                    Mutex::new(session.expect("open a raw session"))
+                })
+                .collect();
+            let raw_make =
+                |index: usize| raw_signer(&sessions[index], raw_handle, &mechanism, &input, len);
+            let library_make = |_| library_signer(&key, &mechanism, &input);
             let mut raw = Vec::with_capacity(args.rounds);
             let mut library = Vec::with_capacity(args.rounds);
             let mut ratios = Vec::with_capacity(args.rounds);
             for round in 0..args.rounds {
-                let raw_run = || {
-                    run(threads, duration, &|_| {
-                        raw_signer(&test.module, test.slot, raw_handle, &mechanism, &input, len)
-                    })
-                };
-                let library_run = || {
-                    run(threads, duration, &|_| {
-                        library_signer(&key, &mechanism, &input)
-                    })
-                };
-                let (r, l) = if round % 2 == 0 {
-                    let r = raw_run();
-                    (r, library_run())
-                } else {
-                    let l = library_run();
-                    (raw_run(), l)
-                };
+                // A round alternates raw and library slices, the order flipping each
+                // time, so both see the same background load.
+                let (mut raw_total, mut library_total) = ((0, 0.0), (0, 0.0));
+                for slice in 0..slices {
+                    let add = |total: &mut (u64, f64), (n, t): (u64, f64)| {
+                        total.0 += n;
+                        total.1 += t;
+                    };
+                    if (round + slice) % 2 == 0 {
+                        add(&mut raw_total, run(threads, slice_duration, &raw_make));
+                        add(
+                            &mut library_total,
+                            run(threads, slice_duration, &library_make),
+                        );
+                    } else {
+                        add(
+                            &mut library_total,
+                            run(threads, slice_duration, &library_make),
+                        );
+                        add(&mut raw_total, run(threads, slice_duration, &raw_make));
+                    }
+                }
+                let r = raw_total.0 as f64 / raw_total.1;
+                let l = library_total.0 as f64 / library_total.1;
                 raw.push(r);
                 library.push(l);
                 ratios.push(l / r);
@@ -296,13 +318,15 @@ fn main() {
     }
     let figures = token.metrics().snapshot();
     println!(
-        "library: {} signatures, {} failures, {} retries, {} login(s), {} key look-ups, pool peak {}",
+        "library: {} signatures, {} failures, {} retries, {} login(s), {} key look-ups, \
+         pool peak {}, {} waits for a session",
         figures.signatures,
         figures.sign_failures,
         figures.retries,
         figures.logins,
         figures.key_lookups,
-        figures.pool_peak
+        figures.pool_peak,
+        figures.session_waits,
     );
     println!(
         "largest cost (1 - median lib/raw): {:.2}% (target: under 3%)",

@@ -99,6 +99,7 @@
 mod error;
 mod key;
 mod login;
+mod lookup;
 mod metrics;
 mod pool;
 mod recovery;
