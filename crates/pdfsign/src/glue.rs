@@ -60,17 +60,28 @@ impl Pkcs11Key {
         pin: Option<&Pin>,
         fallback_module: Option<&Path>,
     ) -> Result<Pkcs11Key> {
-        if let Some(name) = uri.unsupported_attributes().next() {
-            return Err(Error::UnsupportedUriAttribute {
-                name: name.to_owned(),
-            });
-        }
-        if let Some(found) = uri
-            .object_type()
-            .filter(|t| !matches!(t, ObjectType::Private | ObjectType::Cert))
-        {
-            return Err(Error::WrongObjectType { found });
-        }
+        Pkcs11Key::open_with(uri, fallback_module, |_| match pin {
+            Some(pin) => Ok(pin.clone()),
+            None => match (uri.pin_value(), uri.pin_source()) {
+                (Some(value), _) => Ok(Pin::new(value)),
+                (None, Some(source)) => Ok(Pin::from_source(source)?),
+                (None, None) => Err(PinError::Missing.into()),
+            },
+        })
+    }
+
+    /// As [`Pkcs11Key::open`], asking `pin` for the PIN only once the module is loaded
+    /// and the token found (it gets the token's label, for a prompt): a URI naming no
+    /// existing module or token is reported before anyone is asked for a PIN.
+    ///
+    /// # Errors
+    /// As [`Pkcs11Key::open`], and whatever `pin` returns.
+    pub fn open_with(
+        uri: &Pkcs11Uri,
+        fallback_module: Option<&Path>,
+        pin: impl FnOnce(&str) -> Result<Pin>,
+    ) -> Result<Pkcs11Key> {
+        check_uri(uri)?;
         let module = module::open(uri, fallback_module)?;
         let (slot, info) = module::find_slot(&module, uri)?;
         let query =
@@ -80,22 +91,12 @@ impl Pkcs11Key {
                 TokenQuery::Slot(slot)
             };
         let token = Token::open(&module, &query).map_err(|e| session_error(e, None))?;
-        let from_uri;
-        let pin = match pin {
-            Some(pin) => pin,
-            None => {
-                from_uri = match (uri.pin_value(), uri.pin_source()) {
-                    (Some(value), _) => Pin::new(value),
-                    (None, Some(source)) => Pin::from_source(source)?,
-                    (None, None) => return Err(PinError::Missing.into()),
-                };
-                &from_uri
-            }
-        };
+        let pin = pin(&info.label)?;
         tracing::debug!(token = %token.name(), "logging in");
         let lease = token
             .login(pin.expose())
             .map_err(|e| session_error(e, None))?;
+        drop(pin);
         let key = find_key(&lease, &module, slot, uri, &info.label)?;
         Pkcs11Key::from_signing_key(key)
     }
@@ -264,6 +265,26 @@ impl CmsSigner for Pkcs11Key {
         };
         Ok(signature)
     }
+}
+
+/// Refuses what no signing key can satisfy: vendor attributes it cannot honour, and
+/// object types other than a private key (or its certificate).
+///
+/// # Errors
+/// [`Error::UnsupportedUriAttribute`], [`Error::WrongObjectType`].
+pub(crate) fn check_uri(uri: &Pkcs11Uri) -> Result<()> {
+    if let Some(name) = uri.unsupported_attributes().next() {
+        return Err(Error::UnsupportedUriAttribute {
+            name: name.to_owned(),
+        });
+    }
+    if let Some(found) = uri
+        .object_type()
+        .filter(|t| !matches!(t, ObjectType::Private | ObjectType::Cert))
+    {
+        return Err(Error::WrongObjectType { found });
+    }
+    Ok(())
 }
 
 /// Whether no other token of the module has this serial number.

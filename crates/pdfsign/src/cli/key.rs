@@ -96,20 +96,17 @@ pub(crate) fn open_signer(key: &KeyArgs, signature: &SignatureArgs) -> Result<Si
         return Err(PinError::Missing.into());
     };
     let uri = parse_uri(text)?;
-    let prompt_for = Some(
-        uri.token()
-            .map_or_else(|| "the token".to_owned(), |t| format!("token {t:?}")),
-    );
-    let pin = resolve_pin(&PinSources {
-        flag_source: key.pin_source.as_deref(),
-        flag_value: key.pin.as_deref(),
-        uri: Some(&uri),
-        prompt_for,
-    })?
-    .ok_or(PinError::Missing)?;
     let fallback = fallback_module(key.module.as_ref());
-    let mut token_key = Pkcs11Key::open(&uri, Some(&pin), fallback.as_deref())?;
-    drop(pin);
+    // The PIN is looked for (and asked for) only once the token is found.
+    let mut token_key = Pkcs11Key::open_with(&uri, fallback.as_deref(), |label| {
+        resolve_pin(&PinSources {
+            flag_source: key.pin_source.as_deref(),
+            flag_value: key.pin.as_deref(),
+            uri: Some(&uri),
+            prompt_for: Some(format!("token {label:?}")),
+        })?
+        .ok_or_else(|| PinError::Missing.into())
+    })?;
     if let Some(cert) = &key.cert {
         let mut certificates = pdfsign::read_certificates(cert)?;
         if certificates.is_empty() {
