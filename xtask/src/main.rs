@@ -4,6 +4,8 @@
 
 #![forbid(unsafe_code)]
 
+mod bench;
+mod bench_batch;
 mod demo;
 mod setup;
 
@@ -35,6 +37,12 @@ TASKS:
         Run every test of the workspace on fresh SoftHSM2 tokens (the test token
         directory target/softhsm-test/ is wiped first), with the validators of
         target/venv on PATH.
+    bench [--quick] [session] [bigfile] [batch]
+        Measure throughput as DESIGN.md's 'Measuring' says, each figure the median of
+        interleaved rounds with its spread: session (SigningKey::sign vs raw C_Sign at
+        1, 2, 8 threads), bigfile (a 100 MB PDF vs cp + openssl dgst + sync, peak RSS),
+        batch (pdfsign batch vs C = 1/(1/raw + 1/io) at -j 1, 2, 8). All sections by
+        default; --quick runs short rounds whose figures are only indicative.
 ";
 
 fn main() -> ExitCode {
@@ -48,6 +56,7 @@ fn main() -> ExitCode {
         Some(setup::PROVISION_CHILD) => setup::provision_child(&args[1..]),
         Some("demo") => demo::run(&args[1..]),
         Some("test") => test(&args[1..]),
+        Some("bench") => bench::run(&args[1..]),
         Some(other) => {
             Err(format!("unknown task {other:?}; run `cargo xtask` for the list").into())
         }
