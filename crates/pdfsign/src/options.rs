@@ -99,6 +99,7 @@ pub struct SignOptions {
     pub(crate) signing_time: Option<SystemTime>,
     pub(crate) cms_signing_time: bool,
     pub(crate) name_given: bool,
+    pub(crate) verify_each_signature: bool,
 }
 
 impl Default for SignOptions {
@@ -111,6 +112,7 @@ impl Default for SignOptions {
             signing_time: None,
             cms_signing_time: false,
             name_given: false,
+            verify_each_signature: false,
         }
     }
 }
@@ -203,6 +205,17 @@ impl SignOptionsBuilder {
     /// ignored with `ETSI.CAdES.detached`. Off by default.
     pub fn cms_signing_time(&mut self, on: bool) -> &mut Self {
         self.options.cms_signing_time = on;
+        self
+    }
+
+    /// Checks every signature against the certificate's public key before it is
+    /// embedded. Off by default: [`Signer::from_key`](crate::Signer::from_key) checks one
+    /// signature when the signer is made, which finds a key and certificate that do not
+    /// belong together; checking each one also catches a token that signs wrongly now and
+    /// then, at the cost of a software verification per signature (for P-256, about as
+    /// long as the token's own signature).
+    pub fn verify_each_signature(&mut self, on: bool) -> &mut Self {
+        self.options.verify_each_signature = on;
         self
     }
 

@@ -80,10 +80,14 @@ impl Signer {
     /// [`SoftwareKey`](crate::SoftwareKey), a remote service). `description` names it in
     /// messages.
     ///
+    /// Makes one signature to check that the key and its certificate belong together
+    /// (see [`SignOptionsBuilder::verify_each_signature`](crate::SignOptionsBuilder::verify_each_signature)).
+    ///
     /// # Errors
     /// [`Error::Cms`] when the key cannot make the signature the options ask for (PSS on
-    /// an EC key, a modulus too short for the digest, a mechanism the key does not allow)
-    /// or its certificate does not hold its public key.
+    /// an EC key, a modulus too short for the digest, a mechanism the key does not allow),
+    /// its certificate does not hold its public key, or its probe signature does not
+    /// verify with that key; the key's own error when it cannot sign.
     pub fn from_key(
         key: Arc<dyn CmsSigner>,
         options: &SignOptions,
@@ -98,6 +102,10 @@ impl Signer {
         let builder =
             SignedDataBuilder::new(key.as_ref(), algorithm, cms_sub_filter(options, probe_time))?;
         let capacity = builder.size_bound()? + SIZE_SLACK;
+        // One signature now, checked against the certificate's public key: a key and a
+        // certificate that do not belong together (or a token that signs wrongly) are
+        // found before the first document, so later signatures need not each be checked.
+        builder.sign(&vec![0u8; options.digest.cms().output_len()])?;
         let default_name = common_name(key.certificate());
         drop(builder);
         Ok(Signer {
@@ -219,11 +227,12 @@ impl Signer {
     /// # Errors
     /// [`Error::Cms`] when the key fails or the digest has the wrong length.
     pub fn container(&self, digest: &[u8], time: SystemTime) -> Result<Vec<u8>> {
-        let builder = SignedDataBuilder::new(
+        let mut builder = SignedDataBuilder::new(
             self.inner.key.as_ref(),
             self.inner.algorithm,
             cms_sub_filter(&self.inner.options, time),
         )?;
+        builder.verify_after_signing(self.inner.options.verify_each_signature);
         Ok(builder.sign(digest)?)
     }
 
