@@ -84,7 +84,7 @@ impl Signer {
     /// (see [`SignOptionsBuilder::verify_each_signature`](crate::SignOptionsBuilder::verify_each_signature)).
     ///
     /// # Errors
-    /// [`Error::Cms`] when the key cannot make the signature the options ask for (PSS on
+    /// [`Error::Cms`](crate::Error::Cms) when the key cannot make the signature the options ask for (PSS on
     /// an EC key, a modulus too short for the digest, a mechanism the key does not allow),
     /// its certificate does not hold its public key, or its probe signature does not
     /// verify with that key; the key's own error when it cannot sign.
@@ -162,8 +162,8 @@ impl Signer {
     /// never opened for writing.
     ///
     /// # Errors
-    /// [`Error::Pdf`] for an unreadable, encrypted or certified-no-changes input or an
-    /// I/O failure, [`Error::Cms`] when the key fails. No output is left behind on error.
+    /// [`Error::Pdf`](crate::Error::Pdf) for an unreadable, encrypted or certified-no-changes input or an
+    /// I/O failure, [`Error::Cms`](crate::Error::Cms) when the key fails. No output is left behind on error.
     pub fn sign_file(
         &self,
         input: impl AsRef<Path>,
@@ -198,7 +198,7 @@ impl Signer {
     /// elsewhere). Dropping the prepared file removes the temporary file.
     ///
     /// # Errors
-    /// [`Error::Pdf`] as for [`Signer::sign_file`].
+    /// [`Error::Pdf`](crate::Error::Pdf) as for [`Signer::sign_file`].
     pub fn prepare_file(
         &self,
         input: impl AsRef<Path>,
@@ -214,7 +214,7 @@ impl Signer {
     /// signature into place.
     ///
     /// # Errors
-    /// [`Error::Cms`] when the key fails, [`Error::Pdf`] for an I/O failure; the
+    /// [`Error::Cms`](crate::Error::Cms) when the key fails, [`Error::Pdf`](crate::Error::Pdf) for an I/O failure; the
     /// temporary file is removed and no output appears.
     pub fn finish_file(&self, prepared: PreparedFile) -> Result<SignReport> {
         let container = self.container(prepared.digest(), prepared.time)?;
@@ -225,7 +225,7 @@ impl Signer {
     /// this signer makes it for a signature claimed at `time`.
     ///
     /// # Errors
-    /// [`Error::Cms`] when the key fails or the digest has the wrong length.
+    /// [`Error::Cms`](crate::Error::Cms) when the key fails or the digest has the wrong length.
     pub fn container(&self, digest: &[u8], time: SystemTime) -> Result<Vec<u8>> {
         let mut builder = SignedDataBuilder::new(
             self.inner.key.as_ref(),
@@ -287,7 +287,7 @@ impl PreparedFile {
     /// and renames the file into place.
     ///
     /// # Errors
-    /// [`Error::Pdf`]: the container does not fit, or an I/O failure. No output appears.
+    /// [`Error::Pdf`](crate::Error::Pdf): the container does not fit, or an I/O failure. No output appears.
     pub fn finish_with_container(self, container: &[u8]) -> Result<SignReport> {
         let time = self.time;
         let report = self.file.finish(container)?;
