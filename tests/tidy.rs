@@ -112,8 +112,21 @@ fn every_unsafe_block_has_a_safety_comment() {
                 continue;
             }
             blocks += 1;
-            let justified = lines[i].contains("SAFETY:")
-                || lines[..i]
+            // The comment stands above the statement the block is part of, which may
+            // start a few lines up (`let x =` on one line, `unsafe { .. }` on the next).
+            let mut start = i;
+            while start > 0 {
+                let previous = lines[start - 1].trim();
+                let continues = !previous.is_empty()
+                    && !previous.starts_with("//")
+                    && !previous.ends_with([';', '{', '}']);
+                if !continues {
+                    break;
+                }
+                start -= 1;
+            }
+            let justified = lines[start..=i].iter().any(|l| l.contains("SAFETY:"))
+                || lines[..start]
                     .iter()
                     .rev()
                     .take_while(|l| l.trim_start().starts_with("//") || l.trim().starts_with("#["))
