@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 pub use p11_testkit::{KeyKind, Pki, TestToken};
 
+pub mod soak;
 
 /// The workspace root.
 pub fn root() -> PathBuf {

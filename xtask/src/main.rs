@@ -8,6 +8,7 @@ mod bench;
 mod bench_batch;
 mod demo;
 mod setup;
+mod soak;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -43,6 +44,16 @@ TASKS:
         1, 2, 8 threads), bigfile (a 100 MB PDF vs cp + openssl dgst + sync, peak RSS),
         batch (pdfsign batch vs C = 1/(1/raw + 1/io) at -j 1, 2, 8). All sections by
         default; --quick runs short rounds whose figures are only indicative.
+    soak [--minutes N] [--latency | --no-latency] [--faults all|sign] [--threads N]
+        The fault soak (issue 8), built in release: 8 threads (--threads) sign PDFs through
+        the fault proxy for N minutes (default 10) while about 1% of the calls fail
+        (--faults all: every call of the signing stack, the default; sign: only
+        C_SignInit and C_Sign) and the token is logged out, closed and removed every few
+        seconds. Fails on any corrupt, partial or leftover output, changed input, panic,
+        stall of 30 s, growth of memory past the first minute's + 10%, or unexplained
+        failure. Then measures batch throughput with 2 ms added to every PKCS#11 call,
+        -j 1 against -j 8 (--latency: only that; --no-latency: only the soak). Tokens
+        live in target/softhsm-soak/ (wiped first).
 ";
 
 fn main() -> ExitCode {
@@ -56,6 +67,7 @@ fn main() -> ExitCode {
         Some(setup::PROVISION_CHILD) => setup::provision_child(&args[1..]),
         Some("demo") => demo::run(&args[1..]),
         Some("test") => test(&args[1..]),
+        Some("soak") => soak::run(&args[1..]),
         Some("bench") => bench::run(&args[1..]),
         Some(other) => {
             Err(format!("unknown task {other:?}; run `cargo xtask` for the list").into())
