@@ -101,6 +101,14 @@ pub(crate) fn signing_time(time: SystemTime) -> Result<Time, Error> {
     Ok(Time::from(date_time))
 }
 
+/// A signing time whose encoding is as long as any: a GeneralizedTime, which X.509
+/// `Time` (and so signing-time, RFC 5652 section 11.3) uses from 2050 on, two digits
+/// longer than a UTCTime.
+pub(crate) fn longest_signing_time() -> Result<Time, Error> {
+    // 2050-01-01T00:00:00Z.
+    signing_time(SystemTime::UNIX_EPOCH + Duration::from_secs(2_524_608_000))
+}
+
 /// The signed attributes, as a DER `SET OF` (sorted by their encodings, as DER demands):
 /// content-type `id-data`, message-digest, signing-certificate-v2 and, if given,
 /// signing-time.

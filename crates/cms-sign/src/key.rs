@@ -23,7 +23,7 @@ pub struct SignRequest<'a> {
 /// A private key that signs for the builder: a PKCS#11 key, a software key, a remote
 /// signer.
 ///
-/// The trait is object-safe and the builder holds a `&dyn CmsSigner`; implementations are
+/// The trait is object-safe and the builder holds an `Arc<dyn CmsSigner>`; implementations are
 /// `Send + Sync` so that one key serves many threads.
 ///
 /// ```

@@ -6,9 +6,11 @@
 //! signatures back and verifies them. It knows nothing of PDF or PKCS#11: it asks a key
 //! for a signature through the [`CmsSigner`] trait.
 //!
-//! - [`SignedDataBuilder`]: made once for a key, an algorithm and a [`SubFilter`]; its
-//!   [`size_bound`](SignedDataBuilder::size_bound) sizes the PDF placeholder before
-//!   signing, and [`sign`](SignedDataBuilder::sign) turns a content digest into DER.
+//! - [`SignedDataBuilder`]: made once for a key, an algorithm and a [`SubFilter`], and
+//!   kept: its [`size_bound`](SignedDataBuilder::size_bound) sizes the PDF placeholder
+//!   before signing, and [`sign`](SignedDataBuilder::sign) (or
+//!   [`sign_at`](SignedDataBuilder::sign_at), for a signing time per signature) turns a
+//!   content digest into DER.
 //! - [`CmsSigner`] and [`SignRequest`]: the seam. The key receives the signed attributes
 //!   and their digest, and returns an RSA signature or ECDSA's raw `r || s`.
 //! - [`SignedCms`]: parses a `SignedData` back, reports its algorithms, certificates and
@@ -26,6 +28,8 @@
 //! # Example
 //!
 //! ```
+//! use std::sync::Arc;
+//!
 //! use cms_sign::{
 //!     CmsSigner, DigestAlgorithm, EcCurve, KeyAlgorithm, KeyError, SignRequest,
 //!     SignatureAlgorithm, SignatureScheme, SignedCms, SignedDataBuilder, SubFilter,
@@ -58,7 +62,7 @@
 //!     chain: vec![Pki::fixture().intermediate_der().to_vec()],
 //! };
 //! let algorithm = SignatureAlgorithm::new(SignatureScheme::Ecdsa, DigestAlgorithm::Sha384);
-//! let builder = SignedDataBuilder::new(&key, algorithm, SubFilter::CadesDetached)?;
+//! let builder = SignedDataBuilder::new(Arc::new(key), algorithm, SubFilter::CadesDetached)?;
 //!
 //! let content = b"the bytes of the PDF's /ByteRange";
 //! let bound = builder.size_bound()?;

@@ -18,6 +18,7 @@ use std::fs::{self, File};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cms_sign::{
@@ -50,12 +51,9 @@ impl CmsSigner for Key {
 
 /// cms-sign's builder over that key, as a pdf-sig signature container.
 struct Container {
-    key: Key,
+    builder: SignedDataBuilder,
     bound: usize,
 }
-
-const ALGORITHM: SignatureAlgorithm =
-    SignatureAlgorithm::new(SignatureScheme::Ecdsa, cms_sign::DigestAlgorithm::Sha256);
 
 impl Container {
     fn new() -> Result<Self, Box<dyn std::error::Error>> {
@@ -63,9 +61,12 @@ impl Container {
             key: SoftwareKey::fixture(KeyKind::P256),
             chain: vec![Pki::fixture().intermediate_der().to_vec()],
         };
-        let bound = SignedDataBuilder::new(&key, ALGORITHM, cms_sign::SubFilter::CadesDetached)?
-            .size_bound()?;
-        Ok(Container { key, bound })
+        let algorithm =
+            SignatureAlgorithm::new(SignatureScheme::Ecdsa, cms_sign::DigestAlgorithm::Sha256);
+        let builder =
+            SignedDataBuilder::new(Arc::new(key), algorithm, cms_sign::SubFilter::CadesDetached)?;
+        let bound = builder.size_bound()?;
+        Ok(Container { builder, bound })
     }
 }
 
@@ -80,10 +81,7 @@ impl SignatureContainer for Container {
         &self,
         digest: &[u8],
     ) -> Result<Vec<u8>, Box<dyn std::error::Error + Send + Sync>> {
-        Ok(
-            SignedDataBuilder::new(&self.key, ALGORITHM, cms_sign::SubFilter::CadesDetached)?
-                .sign(digest)?,
-        )
+        Ok(self.builder.sign(digest)?)
     }
 }
 

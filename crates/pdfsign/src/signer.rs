@@ -15,10 +15,6 @@ use crate::options::SignOptions;
 use crate::pin::Pin;
 use crate::uri::Pkcs11Uri;
 
-/// Room added to the `/Contents` placeholder beyond the CMS size bound computed once at
-/// start: a signing-time attribute's encoding may differ by a few bytes between dates.
-const SIZE_SLACK: usize = 32;
-
 /// Signs PDFs with one key and one set of options. `Clone + Send + Sync` and cheap to
 /// clone: build it once, share it with every thread.
 ///
@@ -41,10 +37,12 @@ pub struct Signer {
 }
 
 struct Inner {
-    key: Arc<dyn CmsSigner>,
+    /// The CMS builder over the key, made once: the certificates parsed and the parts
+    /// every signature shares encoded at start, the signing time given per signature.
+    builder: SignedDataBuilder,
     options: SignOptions,
-    algorithm: SignatureAlgorithm,
-    /// `/Contents` capacity in bytes of DER.
+    /// `/Contents` capacity in bytes of DER: the builder's bound, which holds for any
+    /// signing time.
     capacity: usize,
     /// `/Name` when the options give none: the certificate's common name.
     default_name: Option<String>,
@@ -56,7 +54,7 @@ impl std::fmt::Debug for Signer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Signer")
             .field("key", &self.inner.description)
-            .field("algorithm", &self.inner.algorithm)
+            .field("algorithm", &self.inner.builder.algorithm())
             .finish_non_exhaustive()
     }
 }
@@ -98,21 +96,21 @@ impl Signer {
         if options.pss {
             algorithm.scheme = SignatureScheme::RsaPss;
         }
-        let probe_time = SystemTime::now();
-        let builder =
-            SignedDataBuilder::new(key.as_ref(), algorithm, cms_sub_filter(options, probe_time))?;
-        let capacity = builder.size_bound()? + SIZE_SLACK;
+        let default_name = common_name(key.certificate());
+        let mut builder =
+            SignedDataBuilder::new(key, algorithm, cms_sub_filter(options, SystemTime::now()))?;
+        let capacity = builder.size_bound()?;
         // One signature now, checked against the certificate's public key: a key and a
         // certificate that do not belong together (or a token that signs wrongly) are
         // found before the first document, so later signatures need not each be checked.
-        builder.sign(&vec![0u8; options.digest.cms().output_len()])?;
-        let default_name = common_name(key.certificate());
-        drop(builder);
+        builder
+            .verify_after_signing(true)
+            .sign(&vec![0u8; options.digest.cms().output_len()])?;
+        builder.verify_after_signing(options.verify_each_signature);
         Ok(Signer {
             inner: Arc::new(Inner {
-                key,
+                builder,
                 options: options.clone(),
-                algorithm,
                 capacity,
                 default_name,
                 description: description.to_owned(),
@@ -134,7 +132,7 @@ impl Signer {
 
     /// The signature algorithm (scheme and digest).
     pub fn algorithm(&self) -> SignatureAlgorithm {
-        self.inner.algorithm
+        self.inner.builder.algorithm()
     }
 
     /// The options every signature uses.
@@ -144,12 +142,12 @@ impl Signer {
 
     /// The key, as `cms-sign` sees it.
     pub fn key(&self) -> &Arc<dyn CmsSigner> {
-        &self.inner.key
+        self.inner.builder.key()
     }
 
     /// The signer's certificate, DER.
     pub fn certificate(&self) -> &[u8] {
-        self.inner.key.certificate()
+        self.key().certificate()
     }
 
     /// What the key is, for messages (a URI without its PIN, or "software key").
@@ -227,13 +225,7 @@ impl Signer {
     /// # Errors
     /// [`Error::Cms`](crate::Error::Cms) when the key fails or the digest has the wrong length.
     pub fn container(&self, digest: &[u8], time: SystemTime) -> Result<Vec<u8>> {
-        let mut builder = SignedDataBuilder::new(
-            self.inner.key.as_ref(),
-            self.inner.algorithm,
-            cms_sub_filter(&self.inner.options, time),
-        )?;
-        builder.verify_after_signing(self.inner.options.verify_each_signature);
-        Ok(builder.sign(digest)?)
+        Ok(self.inner.builder.sign_at(digest, time)?)
     }
 
     fn container_spec(&self) -> ContainerSpec {
@@ -300,6 +292,8 @@ impl PreparedFile {
     }
 }
 
+/// The CMS profile of the options' sub-filter; `time` stands in for a signing-time
+/// attribute until each signature gives its own.
 fn cms_sub_filter(options: &SignOptions, time: SystemTime) -> cms_sign::SubFilter {
     match options.sub_filter {
         SubFilter::AdbePkcs7Detached => cms_sign::SubFilter::Pkcs7Detached {

@@ -47,10 +47,10 @@ fn every_key_and_digest_verifies_and_tampering_is_caught() {
     let mut max_slack = 0;
 
     for kind in KeyKind::ALL {
-        let key = TestKey::new(kind);
+        let key = Arc::new(TestKey::new(kind));
         for algorithm in algorithms(kind) {
             let name = format!("{kind}-{:?}-{:?}", algorithm.scheme, algorithm.digest);
-            let builder = SignedDataBuilder::new(&key, algorithm, SubFilter::CadesDetached)
+            let builder = SignedDataBuilder::new(key.clone(), algorithm, SubFilter::CadesDetached)
                 .unwrap_or_else(|e| panic!("{name}: {e}"));
             let bound = builder.size_bound().unwrap();
             let digest = algorithm.digest.digest(&data);
@@ -150,8 +150,9 @@ fn output_follows_the_profile() {
             SignatureAlgorithm::new(SignatureScheme::RsaPkcs1v15, DigestAlgorithm::Sha256),
         ),
     ] {
-        let key = TestKey::new(kind);
-        let builder = SignedDataBuilder::new(&key, algorithm, SubFilter::CadesDetached).unwrap();
+        let key = Arc::new(TestKey::new(kind));
+        let builder =
+            SignedDataBuilder::new(key.clone(), algorithm, SubFilter::CadesDetached).unwrap();
         let digest = algorithm.digest.digest(b"profile");
         let der = builder.sign(&digest).unwrap();
         let sd = signed_data(&der);
@@ -331,7 +332,7 @@ fn skip_headers(der: &[u8], depth: usize) -> u8 {
 fn signing_time_only_for_pkcs7_on_request() {
     let openssl = openssl_available();
     let dir = scratch("signing-time");
-    let key = TestKey::new(KeyKind::P256);
+    let key = Arc::new(TestKey::new(KeyKind::P256));
     let algorithm = SignatureAlgorithm::new(SignatureScheme::Ecdsa, DigestAlgorithm::Sha256);
     let data = content(777);
     let digest = DigestAlgorithm::Sha256.digest(&data);
@@ -349,7 +350,7 @@ fn signing_time_only_for_pkcs7_on_request() {
         ),
     ];
     for (i, (sub_filter, expected)) in cases.into_iter().enumerate() {
-        let builder = SignedDataBuilder::new(&key, algorithm, sub_filter).unwrap();
+        let builder = SignedDataBuilder::new(key.clone(), algorithm, sub_filter).unwrap();
         let bound = builder.size_bound().unwrap();
         let der = builder.sign(&digest).unwrap();
         assert!(der.len() <= bound && bound - der.len() <= 64);
@@ -374,6 +375,21 @@ fn signing_time_only_for_pkcs7_on_request() {
         if openssl {
             openssl_verify(&dir, &format!("case{i}"), &der, &data).unwrap();
         }
+
+        // Another time per signature: it replaces the builder's, where there is one, and
+        // the bound still holds for a GeneralizedTime (from 2050 on).
+        for later in [1_900_000_000, 2_600_000_000] {
+            let later = SystemTime::UNIX_EPOCH + Duration::from_secs(later);
+            let der = builder.sign_at(&digest, later).unwrap();
+            assert!(der.len() <= bound, "case {i}");
+            let parsed = SignedCms::from_der(&der).unwrap();
+            assert_eq!(
+                parsed.signed_attributes().signing_time,
+                expected.map(|_| later),
+                "case {i}"
+            );
+            parsed.verify(&data).unwrap();
+        }
     }
     assert_eq!(SubFilter::CadesDetached.pdf_name(), "ETSI.CAdES.detached");
     assert_eq!(
@@ -384,7 +400,7 @@ fn signing_time_only_for_pkcs7_on_request() {
     let early = SystemTime::UNIX_EPOCH - Duration::from_secs(1);
     assert!(matches!(
         SignedDataBuilder::new(
-            &key,
+            key,
             algorithm,
             SubFilter::Pkcs7Detached {
                 signing_time: Some(early)
@@ -403,10 +419,10 @@ fn keys_may_hash_themselves_or_return_der() {
         (KeyKind::P256, Behaviour::EcdsaDer),
         (KeyKind::P521, Behaviour::EcdsaDer),
     ] {
-        let key = TestKey::with_behaviour(kind, behaviour);
+        let key = Arc::new(TestKey::with_behaviour(kind, behaviour));
         for algorithm in crate::support::algorithms(kind) {
             let builder =
-                SignedDataBuilder::new(&key, algorithm, SubFilter::CadesDetached).unwrap();
+                SignedDataBuilder::new(key.clone(), algorithm, SubFilter::CadesDetached).unwrap();
             let der = builder.sign(&algorithm.digest.digest(&data)).unwrap();
             assert!(der.len() <= builder.size_bound().unwrap());
             SignedCms::from_der(&der).unwrap().verify(&data).unwrap();
@@ -416,15 +432,15 @@ fn keys_may_hash_themselves_or_return_der() {
 
 #[test]
 fn unsupported_combinations_are_refused_before_signing() {
-    let ec = TestKey::new(KeyKind::P256);
-    let rsa = TestKey::new(KeyKind::Rsa2048);
+    let ec = Arc::new(TestKey::new(KeyKind::P256));
+    let rsa = Arc::new(TestKey::new(KeyKind::Rsa2048));
     let pss = SignatureAlgorithm::new(SignatureScheme::RsaPss, DigestAlgorithm::Sha256);
     let pkcs1 = SignatureAlgorithm::new(SignatureScheme::RsaPkcs1v15, DigestAlgorithm::Sha512);
     let ecdsa = SignatureAlgorithm::new(SignatureScheme::Ecdsa, DigestAlgorithm::Sha256);
 
     for (key, algorithm) in [(&ec, pss), (&ec, pkcs1), (&rsa, ecdsa)] {
         assert!(matches!(
-            SignedDataBuilder::new(key, algorithm, SubFilter::CadesDetached),
+            SignedDataBuilder::new(key.clone(), algorithm, SubFilter::CadesDetached),
             Err(Error::UnsupportedCombination { .. })
         ));
     }
@@ -449,17 +465,19 @@ fn unsupported_combinations_are_refused_before_signing() {
     // The key forbids the algorithm (e.g. CKA_ALLOWED_MECHANISMS).
     let mut restricted = TestKey::new(KeyKind::Rsa3072);
     restricted.allowed = Some(vec![pss]);
+    let restricted = Arc::new(restricted);
     assert!(matches!(
-        SignedDataBuilder::new(&restricted, pkcs1, SubFilter::CadesDetached),
+        SignedDataBuilder::new(restricted.clone(), pkcs1, SubFilter::CadesDetached),
         Err(Error::AlgorithmNotAllowed { .. })
     ));
-    SignedDataBuilder::new(&restricted, pss, SubFilter::CadesDetached).unwrap();
+    SignedDataBuilder::new(restricted, pss, SubFilter::CadesDetached).unwrap();
 
     // The key says it is another key than its certificate holds.
     let mut liar = TestKey::new(KeyKind::P384);
     liar.reported = KeyAlgorithm::Ec(EcCurve::P256);
+    let liar = Arc::new(liar);
     assert!(matches!(
-        SignedDataBuilder::new(&liar, ecdsa, SubFilter::CadesDetached),
+        SignedDataBuilder::new(liar, ecdsa, SubFilter::CadesDetached),
         Err(Error::CertificateKeyMismatch {
             key: KeyAlgorithm::Ec(EcCurve::P256),
             certificate: KeyAlgorithm::Ec(EcCurve::P384)
@@ -467,20 +485,24 @@ fn unsupported_combinations_are_refused_before_signing() {
     ));
     let mut liar = TestKey::new(KeyKind::Rsa3072);
     liar.reported = KeyAlgorithm::Rsa { modulus_bits: 2048 };
+    let liar = Arc::new(liar);
     assert!(matches!(
-        SignedDataBuilder::new(&liar, pkcs1, SubFilter::CadesDetached),
+        SignedDataBuilder::new(liar, pkcs1, SubFilter::CadesDetached),
         Err(Error::CertificateKeyMismatch { .. })
     ));
 
     // A certificate that is not DER.
-    let broken = TestKey::with_certificate(KeyKind::P256, b"not a certificate".to_vec());
+    let broken = Arc::new(TestKey::with_certificate(
+        KeyKind::P256,
+        b"not a certificate".to_vec(),
+    ));
     assert!(matches!(
-        SignedDataBuilder::new(&broken, ecdsa, SubFilter::CadesDetached),
+        SignedDataBuilder::new(broken, ecdsa, SubFilter::CadesDetached),
         Err(Error::Malformed { .. })
     ));
 
     // A digest of the wrong length never reaches the key.
-    let builder = SignedDataBuilder::new(&ec, ecdsa, SubFilter::CadesDetached).unwrap();
+    let builder = SignedDataBuilder::new(ec.clone(), ecdsa, SubFilter::CadesDetached).unwrap();
     assert!(matches!(
         builder.sign(&[0u8; 48]),
         Err(Error::DigestLength {
@@ -503,9 +525,10 @@ fn bad_signatures_from_the_key_are_caught() {
         (KeyKind::P384, Behaviour::Fail, "failing key"),
     ];
     for (kind, behaviour, what) in cases {
-        let key = TestKey::with_behaviour(kind, behaviour);
+        let key = Arc::new(TestKey::with_behaviour(kind, behaviour));
         let algorithm = SignatureAlgorithm::default_for(key.reported, DigestAlgorithm::Sha256);
-        let builder = SignedDataBuilder::new(&key, algorithm, SubFilter::CadesDetached).unwrap();
+        let builder =
+            SignedDataBuilder::new(key.clone(), algorithm, SubFilter::CadesDetached).unwrap();
         let result = builder.sign(&digest);
         match behaviour {
             Behaviour::Truncate(_) => assert!(
@@ -525,9 +548,12 @@ fn bad_signatures_from_the_key_are_caught() {
         }
     }
     // A P-521 raw signature two bytes short is refused by its exact length.
-    let key = TestKey::with_behaviour(KeyKind::P521, Behaviour::Truncate(2));
+    let key = Arc::new(TestKey::with_behaviour(
+        KeyKind::P521,
+        Behaviour::Truncate(2),
+    ));
     let builder = SignedDataBuilder::new(
-        &key,
+        key,
         SignatureAlgorithm::new(SignatureScheme::Ecdsa, DigestAlgorithm::Sha512),
         SubFilter::CadesDetached,
     )
@@ -549,10 +575,10 @@ fn a_key_signing_under_another_certificate_is_caught() {
         p256::pkcs8::EncodePublicKey::to_public_key_der(&secret.public_key()).unwrap()
     };
     let other_cert = Pki::fixture().issue_leaf("somebody else", other_spki.as_bytes());
-    let key = TestKey::with_certificate(KeyKind::P256, other_cert);
+    let key = Arc::new(TestKey::with_certificate(KeyKind::P256, other_cert));
     let algorithm = SignatureAlgorithm::new(SignatureScheme::Ecdsa, DigestAlgorithm::Sha256);
     let digest = DigestAlgorithm::Sha256.digest(b"content");
-    let mut builder = SignedDataBuilder::new(&key, algorithm, SubFilter::CadesDetached).unwrap();
+    let mut builder = SignedDataBuilder::new(key, algorithm, SubFilter::CadesDetached).unwrap();
     assert!(matches!(
         builder.sign(&digest),
         Err(Error::SignatureRejectedAfterSigning)
@@ -568,13 +594,13 @@ fn a_key_signing_under_another_certificate_is_caught() {
 #[test]
 fn one_builder_serves_many_threads() {
     fn assert_send_sync<T: Send + Sync>() {}
-    assert_send_sync::<SignedDataBuilder<'static>>();
+    assert_send_sync::<SignedDataBuilder>();
     assert_send_sync::<SignedCms>();
     assert_send_sync::<Error>();
 
     let key = Arc::new(TestKey::new(KeyKind::P256));
     let algorithm = SignatureAlgorithm::new(SignatureScheme::Ecdsa, DigestAlgorithm::Sha256);
-    let builder = SignedDataBuilder::new(&*key, algorithm, SubFilter::CadesDetached).unwrap();
+    let builder = SignedDataBuilder::new(key.clone(), algorithm, SubFilter::CadesDetached).unwrap();
     std::thread::scope(|scope| {
         for t in 0..4u8 {
             let builder = &builder;

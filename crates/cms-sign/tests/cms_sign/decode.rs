@@ -1,6 +1,8 @@
 //! Parsing hostile input: garbage, truncation, flipped bytes, wrong OIDs and structures
 //! outside the profile give typed errors, never a panic.
 
+use std::sync::Arc;
+
 use cms::content_info::{CmsVersion, ContentInfo};
 use cms::signed_data::{SignedData, SignerIdentifier, SignerInfo, SignerInfos};
 use der::asn1::{Any, ObjectIdentifier, OctetString, SetOfVec};
@@ -25,9 +27,9 @@ fn oid(s: &str) -> ObjectIdentifier {
 }
 
 fn sample(kind: KeyKind, scheme: SignatureScheme, digest: DigestAlgorithm) -> Vec<u8> {
-    let key = TestKey::new(kind);
+    let key = Arc::new(TestKey::new(kind));
     let builder = SignedDataBuilder::new(
-        &key,
+        key,
         SignatureAlgorithm::new(scheme, digest),
         SubFilter::CadesDetached,
     )

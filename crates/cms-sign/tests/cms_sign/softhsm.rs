@@ -1,6 +1,8 @@
 //! The same signatures made by keys on a SoftHSM2 token, through a test-only adapter from
 //! `p11-session`'s `SigningKey` to the key trait (the façade owns the real one).
 
+use std::sync::Arc;
+
 use cms_sign::{
     CmsSigner, KeyAlgorithm, KeyError, SignRequest, SignatureScheme, SignedCms, SignedDataBuilder,
     SubFilter,
@@ -82,18 +84,18 @@ fn token_keys_sign_every_algorithm() {
     changed[100] ^= 0x80;
     let mut signed = 0;
     for test_key in &token.keys {
-        let key = TokenKey {
+        let key = Arc::new(TokenKey {
             key: lease.key(&KeyQuery::Label(test_key.label.clone())).unwrap(),
             algorithm: key_algorithm(test_key.kind),
             chain: vec![p11_testkit::Pki::fixture().intermediate_der().to_vec()],
-        };
+        });
         assert_eq!(key.certificate(), test_key.cert_der.as_slice());
         for algorithm in algorithms(test_key.kind) {
             let name = format!(
                 "token-{}-{:?}-{:?}",
                 test_key.kind, algorithm.scheme, algorithm.digest
             );
-            let builder = SignedDataBuilder::new(&key, algorithm, SubFilter::CadesDetached)
+            let builder = SignedDataBuilder::new(key.clone(), algorithm, SubFilter::CadesDetached)
                 .unwrap_or_else(|e| panic!("{name}: {e}"));
             let der = builder
                 .sign(&algorithm.digest.digest(&data))

@@ -1,5 +1,7 @@
 //! Room for and addition of a RFC 3161 signature time-stamp token (PAdES B-T).
 
+use std::sync::Arc;
+
 use cms::content_info::{CmsVersion, ContentInfo};
 use cms::signed_data::{EncapsulatedContentInfo, SignedData, SignerInfos};
 use der::asn1::{Any, ObjectIdentifier, OctetString, SetOfVec};
@@ -45,14 +47,14 @@ fn reserved_room_fits_the_token() {
     let data = content(2048);
     let mut checked = 0;
     for kind in [KeyKind::P521, KeyKind::Rsa3072] {
-        let key = TestKey::new(kind);
+        let key = Arc::new(TestKey::new(kind));
         let algorithm =
             SignatureAlgorithm::default_for(key_algorithm(kind), DigestAlgorithm::Sha256);
         let digest = algorithm.digest.digest(&data);
         for fill in [0, 60, 100, 200, 1_000, 6_000, 65_000, 70_000] {
             let token = token(fill);
             let mut builder =
-                SignedDataBuilder::new(&key, algorithm, SubFilter::CadesDetached).unwrap();
+                SignedDataBuilder::new(key.clone(), algorithm, SubFilter::CadesDetached).unwrap();
             let plain_bound = builder.size_bound().unwrap();
             let bound = builder.reserve_timestamp(token.len()).size_bound().unwrap();
             assert!(bound > plain_bound + token.len());
@@ -98,10 +100,10 @@ fn reserved_room_fits_the_token() {
 
 #[test]
 fn tokens_must_be_signed_data() {
-    let key = TestKey::new(KeyKind::P256);
+    let key = Arc::new(TestKey::new(KeyKind::P256));
     let algorithm =
         SignatureAlgorithm::default_for(key_algorithm(KeyKind::P256), DigestAlgorithm::Sha256);
-    let signed = SignedDataBuilder::new(&key, algorithm, SubFilter::CadesDetached)
+    let signed = SignedDataBuilder::new(key, algorithm, SubFilter::CadesDetached)
         .unwrap()
         .sign(&DigestAlgorithm::Sha256.digest(b"x"))
         .unwrap();

@@ -4,7 +4,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use cms_sign::{
     CmsSigner, EcCurve, KeyAlgorithm, KeyError, SignRequest, SignatureAlgorithm, SignatureScheme,
@@ -78,9 +78,7 @@ impl CmsSigner for FixtureKey {
 
 /// A [`SignatureContainer`] made of cms-sign's builder and a fixture key.
 pub(crate) struct CmsContainer {
-    key: FixtureKey,
-    algorithm: SignatureAlgorithm,
-    sub_filter: cms_sign::SubFilter,
+    builder: SignedDataBuilder,
     bound: usize,
 }
 
@@ -104,16 +102,9 @@ impl CmsContainer {
             }
             _ => cms_sign::SubFilter::CadesDetached,
         };
-        let bound = SignedDataBuilder::new(&key, algorithm, sub_filter)
-            .unwrap()
-            .size_bound()
-            .unwrap();
-        CmsContainer {
-            key,
-            algorithm,
-            sub_filter,
-            bound,
-        }
+        let builder = SignedDataBuilder::new(Arc::new(key), algorithm, sub_filter).unwrap();
+        let bound = builder.size_bound().unwrap();
+        CmsContainer { builder, bound }
     }
 
     /// The usual test signer: P-256, SHA-256, CAdES.
@@ -128,7 +119,7 @@ impl CmsContainer {
 
 impl SignatureContainer for CmsContainer {
     fn digest_algorithm(&self) -> DigestAlgorithm {
-        match self.algorithm.digest {
+        match self.builder.algorithm().digest {
             cms_sign::DigestAlgorithm::Sha256 => DigestAlgorithm::Sha256,
             cms_sign::DigestAlgorithm::Sha384 => DigestAlgorithm::Sha384,
             _ => DigestAlgorithm::Sha512,
@@ -143,8 +134,7 @@ impl SignatureContainer for CmsContainer {
         &self,
         digest: &[u8],
     ) -> Result<Vec<u8>, Box<dyn std::error::Error + Send + Sync>> {
-        let builder = SignedDataBuilder::new(&self.key, self.algorithm, self.sub_filter)?;
-        Ok(builder.sign(digest)?)
+        Ok(self.builder.sign(digest)?)
     }
 }
 
