@@ -496,6 +496,34 @@ fn recovery_from_close_all_sessions_behind_its_back() {
     assert!(really_logged_in(&test));
 }
 
+/// A session left with an operation active (CKR_OPERATION_ACTIVE at the next
+/// C_SignInit) is dropped and the signature retried once on another session.
+#[test]
+fn recovery_from_an_operation_left_active() {
+    let test = TestToken::builder("recover_operation_active")
+        .key(KeyKind::P256)
+        .build();
+    let cert = test.key(KeyKind::P256).cert_der.clone();
+    let token = open(&test);
+    let key = key_of(&token, &test, "p256");
+    {
+        // Start a signature on the only pooled session and walk away from it, hiding
+        // it from the session's own bookkeeping, as a careless raw user could.
+        let mut session = token.session().unwrap();
+        let handle = test.private_key(&session, "p256").unwrap();
+        std::mem::forget(session.sign_init(&ecdsa(), handle).unwrap());
+    }
+    assert_eq!(token.debug_idle_session_handles().len(), 1);
+
+    sign_and_verify(&key, &cert, "after");
+    let after = token.metrics().snapshot();
+    assert_eq!(repairs(&after), [0, 0, 0, 0, 0, 1, 0], "{after:?}");
+    assert_eq!(after.retries, 1);
+    assert_eq!(after.sessions_closed, 1, "the unfit session was closed");
+    sign_and_verify(&key, &cert, "later");
+    assert_eq!(repairs(&token.metrics().snapshot()), repairs(&after));
+}
+
 /// Issue 4: a wrong PIN is a typed error naming the token's PIN flags, after exactly one
 /// C_Login, and it appears nowhere.
 #[test]
