@@ -303,7 +303,7 @@ impl SigningKey {
 
     /// A clone that uses `pin` for the context-specific logins of an
     /// always-authenticate key, instead of the kept user PIN. A refused `pin` is
-    /// reported as [`Error::Pin`] and never retried.
+    /// reported as [`Error::Pin`](crate::Error::Pin) and never retried.
     pub fn with_context_pin(&self, pin: &[u8]) -> SigningKey {
         SigningKey {
             shared: Arc::clone(&self.shared),
