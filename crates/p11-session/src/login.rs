@@ -317,30 +317,33 @@ impl TokenShared {
 
     /// The session that holds the login: the one we have if it is alive, else a new one.
     pub(crate) fn anchor<'t>(&self, transition: &'t mut Transition) -> Result<&'t Session> {
-        let dead = match &transition.anchor {
+        let alive = match transition.anchor.take() {
             Some(anchor) => match anchor.info() {
-                Ok(_) => false,
-                Err(error) if session_is_dead(&error) => true,
-                Err(error) => return Err(self.pkcs11_error(error)),
+                Ok(_) => Some(anchor),
+                Err(error) if session_is_dead(&error) => {
+                    anchor.forget();
+                    self.metrics.session_closed();
+                    None
+                }
+                Err(error) => {
+                    transition.anchor = Some(anchor);
+                    return Err(self.pkcs11_error(error));
+                }
             },
-            None => false,
+            None => None,
         };
-        if dead && let Some(anchor) = transition.anchor.take() {
-            anchor.forget();
-            self.metrics.session_closed();
-        }
-        if transition.anchor.is_none() {
-            let session = self
-                .module
-                .open_session(self.slot(), false)
-                .map_err(|error| self.pkcs11_error(error))?;
-            self.metrics.session_opened();
-            transition.anchor = Some(session);
-        }
-        match &transition.anchor {
-            Some(anchor) => Ok(anchor),
-            None => unreachable!("the anchor was set just above"),
-        }
+        let anchor = match alive {
+            Some(anchor) => anchor,
+            None => {
+                let session = self
+                    .module
+                    .open_session(self.slot(), false)
+                    .map_err(|error| self.pkcs11_error(error))?;
+                self.metrics.session_opened();
+                session
+            }
+        };
+        Ok(transition.anchor.insert(anchor))
     }
 
     /// Whether the anchor session was found dead (then it is replaced and, if it was of
