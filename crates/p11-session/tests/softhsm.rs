@@ -289,13 +289,18 @@ fn two_tokens_with_different_pins_from_16_threads() {
             .user_pin("pin-of-b-2222")
             .build(),
     ];
+    // Everyone holds its token until all are done, so each token's state lives
+    // throughout (a state nobody holds goes away, and a later open starts a new one).
+    let (opened, signed) = (Barrier::new(16), Barrier::new(16));
     let metrics: Vec<Arc<Metrics>> = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..16)
             .map(|i| {
                 let (mine, other) = (&tokens[i % 2], &tokens[1 - i % 2]);
+                let (opened, signed) = (&opened, &signed);
                 scope.spawn(move || {
                     let token = open(mine);
                     let key = key_of(&token, mine, "p256");
+                    opened.wait();
                     let own_cert = &mine.key(KeyKind::P256).cert_der;
                     let other_cert = &other.key(KeyKind::P256).cert_der;
                     for n in 0..40 {
@@ -306,6 +311,7 @@ fn two_tokens_with_different_pins_from_16_threads() {
                             verify_prehash(other_cert, Scheme::Ecdsa, &digest, &signature).is_err()
                         );
                     }
+                    signed.wait();
                     token.metrics()
                 })
             })
