@@ -115,7 +115,7 @@ impl Pool {
         while let Some(idle) = self.idle.pop() {
             token.metrics.idle_changed(false);
             let dead = idle.generation != self.generation();
-            self.close(token, idle.session, dead);
+            self.close(token, idle.session, dead, true);
         }
     }
 
@@ -130,8 +130,9 @@ impl Pool {
 
     /// Closes a session; one known `dead` (closed behind our back, or of a retired
     /// generation) is only forgotten, since its handle number may belong to a newer
-    /// session by now.
-    fn close(&self, token: &TokenShared, session: Session, dead: bool) {
+    /// session by now. `wake` is false for a waiter that holds the wait lock: it wakes
+    /// the others after letting go of it.
+    fn close(&self, token: &TokenShared, session: Session, dead: bool, wake: bool) {
         if dead {
             session.forget();
         } else {
@@ -139,24 +140,26 @@ impl Pool {
         }
         token.metrics.session_closed();
         self.open.fetch_sub(1, Ordering::AcqRel);
-        self.notify();
+        if wake {
+            self.notify();
+        }
     }
 
     /// An idle session of the current generation; older ones met on the way are closed.
-    fn take_idle(&self, token: &TokenShared) -> Option<Idle> {
+    fn take_idle(&self, token: &TokenShared, wake: bool) -> Option<Idle> {
         while let Some(idle) = self.idle.pop() {
             token.metrics.idle_changed(false);
             if idle.generation == self.generation() {
                 return Some(idle);
             }
-            self.close(token, idle.session, true);
+            self.close(token, idle.session, true, wake);
         }
         None
     }
 
     /// Opens one more session if the limit allows. `None` when it does not (or the
     /// token said `CKR_SESSION_COUNT` while others are open, so waiting makes sense).
-    fn try_grow(&self, token: &TokenShared) -> Option<Result<Idle>> {
+    fn try_grow(&self, token: &TokenShared, wake: bool) -> Option<Result<Idle>> {
         let mut open = self.open.load(Ordering::Acquire);
         loop {
             if open >= self.limit() {
@@ -186,7 +189,9 @@ impl Pool {
             }
             Err(error) => {
                 self.open.fetch_sub(1, Ordering::AcqRel);
-                self.notify();
+                if wake {
+                    self.notify();
+                }
                 if error.rv() == Some(Rv::SessionCount) && open > 0 {
                     // The token allows fewer sessions than it said (or others use some):
                     // stop growing at what we have and wait for one of ours.
@@ -206,11 +211,11 @@ impl Pool {
     /// Puts a session back, or closes it when it is broken or of a retired generation.
     fn give_back(&self, token: &TokenShared, session: Session, generation: u64) {
         if generation != self.generation() {
-            self.close(token, session, true);
+            self.close(token, session, true, true);
             return;
         }
         if !session.is_fit() {
-            self.close(token, session, false);
+            self.close(token, session, false, true);
             return;
         }
         match self.idle.push(Idle {
@@ -223,7 +228,7 @@ impl Pool {
             }
             // The queue holds as many as the pool may open, so it is never full; if it
             // were, closing the session is the safe answer.
-            Err(idle) => self.close(token, idle.session, false),
+            Err(idle) => self.close(token, idle.session, false, true),
         }
     }
 }
@@ -233,9 +238,9 @@ impl TokenShared {
     /// grow, else waits up to the configured timeout for one to be freed.
     pub(crate) fn checkout(&self) -> Result<PooledSession<'_>> {
         let pool = &self.pool;
-        let idle = match pool.take_idle(self) {
+        let idle = match pool.take_idle(self, true) {
             Some(idle) => idle,
-            None => match pool.try_grow(self) {
+            None => match pool.try_grow(self, true) {
                 Some(grown) => grown?,
                 None => self.wait_for_session()?,
             },
@@ -258,10 +263,11 @@ impl TokenShared {
             // Pairs with the fence in `notify`: either the freeing thread sees us
             // waiting, or we see what it freed.
             fence(Ordering::SeqCst);
-            if let Some(idle) = pool.take_idle(self) {
+            // Holding the wait lock: whatever these free, the others are woken below.
+            if let Some(idle) = pool.take_idle(self, false) {
                 break Ok(idle);
             }
-            if let Some(grown) = pool.try_grow(self) {
+            if let Some(grown) = pool.try_grow(self, false) {
                 break grown;
             }
             let waited = start.elapsed();
@@ -280,6 +286,9 @@ impl TokenShared {
                 .0;
         };
         pool.waiting.fetch_sub(1, Ordering::SeqCst);
+        drop(lock);
+        // A session closed or a failed open above freed room another waiter may use.
+        pool.notify();
         result
     }
 }
@@ -315,14 +324,14 @@ impl PooledSession<'_> {
     /// Closes the session instead of returning it to the pool.
     pub fn discard(mut self) {
         if let Some(session) = self.session.take() {
-            self.token.pool.close(self.token, session, false);
+            self.token.pool.close(self.token, session, false, true);
         }
     }
 
     /// Drops a session found dead without closing it (see `Pool::close`).
     pub(crate) fn discard_dead(mut self) {
         if let Some(session) = self.session.take() {
-            self.token.pool.close(self.token, session, true);
+            self.token.pool.close(self.token, session, true, true);
         }
     }
 }
