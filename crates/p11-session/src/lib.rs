@@ -61,8 +61,10 @@
 //!
 //! **Invariant: the signing hot path takes no lock.** It pops a session from a
 //! lock-free queue, reads the key handle through a sequence lock (epoch and handle), signs,
-//! and pushes the session back. The transition lock serialises only login, logout,
-//! re-login, key look-ups and device recovery.
+//! and pushes the session back; only an always-authenticate key also reads the kept PIN
+//! under a short lock, for its context login. The transition lock serialises login,
+//! logout, re-login, key look-ups and device recovery; the pool's wait lock is taken by
+//! threads waiting for a session and, only when someone waits, by a thread freeing one.
 //!
 //! **Invariant: closing pooled sessions never logs the token out.** PKCS#11 logs an
 //! application out when its last session with a token closes. One session, the
