@@ -17,14 +17,18 @@
 //!   whole file. A sample spread over the run is checked by poppler's `pdfsig` too.
 //! - A failed input must leave no output; at the end the output directory holds no
 //!   leftover (temporary) file; every input hashes as before.
-//! - A failure is *explained* when its error names a `CK_RV` the proxy injected (by a
-//!   rule or an event) and it came from a second fault: `p11-session` had already begun
-//!   a repair within that signature (its log, kept per thread by [`trace`]), or the final
-//!   error is a device error after a device recovery (which another thread may have
-//!   made). Anything else is *unexplained* and fails the run: an error naming no
-//!   `CK_RV` or one never injected, a device that did not come back within the recovery
-//!   budget although removals are shorter, or a single fault of a kind the recovery
-//!   model repairs that was not repaired.
+//! - A failure is *explained* when its error names a function and `CK_RV` the proxy
+//!   can have caused (a rule injecting that code at that function, or an event whose
+//!   lasting state answers it to any call: [`Injected`]) and it came from a second
+//!   fault: `p11-session` had already begun a repair within that signature (its log,
+//!   kept per thread by [`trace`]), or the final error is a device error after a device
+//!   recovery, or the proxy answered a removed token or injected a device error while
+//!   the signature ran (the device recovery of another thread, which `p11-session`
+//!   waits out without logging it, then the retry's fault). Anything else is
+//!   *unexplained* and fails the run: an error naming no `CK_RV`, or a code the proxy
+//!   never made that function answer (the library's own state went wrong), a device
+//!   that did not come back within the recovery budget although removals are shorter,
+//!   or a single fault of a kind the recovery model repairs that was not repaired.
 //! - No panic; no deadlock (a watchdog thread ends the process with a report when no
 //!   signature completes for `stall_limit`); memory flat: the final VmRSS is at most
 //!   the VmRSS after the first minute (a third of the run for runs under three minutes)
@@ -35,7 +39,7 @@ mod report;
 pub mod trace;
 mod verdict;
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -43,14 +47,14 @@ use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use p11_fault::{Control, Event, Func};
-use p11_raw::{Module, Rv};
+use p11_raw::{Module, Rv, SlotId};
 use p11_session::{Token, TokenQuery};
 use pdfsign::{Pin, SignOptions, Signer};
 use sha2::{Digest, Sha256};
 
 pub use latency::{CLI, LatencyConfig, LatencyReport, LatencyRow, measure_latency};
 pub use report::{CauseCount, Memory, SoakReport, rss_kib};
-pub use verdict::{Verdict, classify, error_chain};
+pub use verdict::{Injected, Verdict, classify, error_chain};
 
 use crate::{KeyKind, TestToken, Tool};
 
@@ -180,7 +184,7 @@ impl SoakConfig {
     }
 
     /// The proxy spec of the run, and every code it can make the signer see.
-    fn spec(&self) -> (String, HashSet<Rv>) {
+    fn spec(&self) -> (String, Injected) {
         const GENERIC: &[Rv] = &[
             Rv::DeviceError,
             Rv::GeneralError,
@@ -225,9 +229,10 @@ impl SoakConfig {
             }
         }
         let mut spec = format!("seed {}\n", self.seed);
-        // What the events make calls answer: dead sessions, lost logins, stale handles,
-        // a missing token.
-        let mut injected: HashSet<Rv> = [
+        let mut injected = Injected::new();
+        // What the events' lasting state makes calls answer: dead sessions, lost
+        // logins, stale handles, a missing token.
+        for rv in [
             Rv::SessionHandleInvalid,
             Rv::SessionClosed,
             Rv::UserNotLoggedIn,
@@ -235,8 +240,9 @@ impl SoakConfig {
             Rv::KeyHandleInvalid,
             Rv::TokenNotPresent,
             Rv::DeviceRemoved,
-        ]
-        .into();
+        ] {
+            injected.event(rv);
+        }
         for (function, codes) in &table {
             // Each call of `function` fails with probability `fault_rate`, its codes
             // sharing it equally.
@@ -249,7 +255,7 @@ impl SoakConfig {
                     function.name(),
                     name.trim_start_matches("CKR_"),
                 ));
-                injected.insert(*code);
+                injected.rule(function.name(), *code);
             }
         }
         spec.push_str(&format!(
@@ -322,8 +328,10 @@ struct Shared<'a> {
     signer: &'a Signer,
     inputs: &'a [Input],
     out_dir: &'a Path,
-    injected: &'a HashSet<Rv>,
+    injected: &'a Injected,
     verify: &'a Verify<'a>,
+    /// The token's slot, for the proxy's counters.
+    slot: SlotId,
     deadline: Instant,
     next_job: AtomicUsize,
     /// Signatures finished, well or not: the watchdog's measure of progress.
@@ -348,8 +356,9 @@ struct Tally {
     samples: Vec<PathBuf>,
 }
 
-/// How many unexplained failures are described in full.
-const DETAILS: usize = 25;
+/// How many unexplained failures are described in full: the first few of each cause.
+const DETAILS: usize = 40;
+const DETAILS_PER_CAUSE: u64 = 3;
 
 impl Shared<'_> {
     fn tally(&self) -> std::sync::MutexGuard<'_, Tally> {
@@ -373,16 +382,34 @@ impl Shared<'_> {
             && self.tally().samples.len() < self.sample_cap
     }
 
+    /// What the proxy's counters say of device trouble so far: removed-token answers
+    /// and injected device errors. A signature during which it grew met a device event,
+    /// even if `p11-session` recovered from it silently (when another thread had already
+    /// made the device recovery, the retry is not logged).
+    fn device_signals(&self) -> u64 {
+        proxy()
+            .control
+            .counters(Some(self.slot))
+            .map(|c| {
+                c.answers(Rv::TokenNotPresent)
+                    + c.answers(Rv::DeviceRemoved)
+                    + c.faults(Rv::DeviceError)
+            })
+            .unwrap_or(0)
+    }
+
     fn work(&self) {
         while Instant::now() < self.deadline {
             let job = self.next_job.fetch_add(1, Ordering::Relaxed);
             let input = &self.inputs[job % self.inputs.len()];
             let output = self.out_dir.join(format!("{job:07}-{}", input.name));
+            let device_before = self.device_signals();
             trace::start();
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 self.signer.sign_file(&input.path, &output)
             }));
             let notes = trace::take();
+            let device_event = self.device_signals() != device_before;
             match result {
                 Err(payload) => {
                     let message = payload
@@ -418,7 +445,7 @@ impl Shared<'_> {
                     )),
                 },
                 Ok(Err(error)) => {
-                    let verdict = classify(&error, &notes, self.injected);
+                    let verdict = classify(&error, &notes, device_event, self.injected);
                     let mut tally = self.tally();
                     tally.failed += 1;
                     if output.exists() {
@@ -432,8 +459,9 @@ impl Shared<'_> {
                         count.explained += 1;
                     } else {
                         count.unexplained += 1;
+                        let first_of_cause = count.unexplained <= DETAILS_PER_CAUSE;
                         tally.unexplained += 1;
-                        if tally.unexplained_details.len() < DETAILS {
+                        if first_of_cause && tally.unexplained_details.len() < DETAILS {
                             let log: Vec<String> = notes.iter().map(ToString::to_string).collect();
                             tally.unexplained_details.push(format!(
                                 "{}: {error} [{}] ({}); p11-session said: [{}]",
@@ -517,6 +545,7 @@ pub fn run(config: &SoakConfig) -> SoakReport {
         out_dir: &out_dir,
         injected: &injected,
         verify: &verify,
+        slot,
         deadline: start + config.duration,
         next_job: AtomicUsize::new(0),
         completed: AtomicU64::new(0),

@@ -17,6 +17,42 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
     parts.join(" <- ")
 }
 
+/// What the proxy can make the signer see: the codes each function's rules inject, and
+/// the codes the events' lasting state answers to any call (dead sessions, lost logins,
+/// stale handles, a missing token).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Injected {
+    by_function: HashSet<(&'static str, Rv)>,
+    anywhere: HashSet<Rv>,
+}
+
+impl Injected {
+    /// Nothing injected yet.
+    pub fn new() -> Injected {
+        Injected::default()
+    }
+
+    /// A rule makes `function` (its C name) answer `rv`.
+    pub fn rule(&mut self, function: &'static str, rv: Rv) {
+        self.by_function.insert((function, rv));
+    }
+
+    /// An event makes any call able to answer `rv`.
+    pub fn event(&mut self, rv: Rv) {
+        self.anywhere.insert(rv);
+    }
+
+    /// Whether `function` answering `rv` can be the proxy's doing.
+    pub fn contains(&self, function: Option<&str>, rv: Rv) -> bool {
+        self.anywhere.contains(&rv)
+            || function.is_some_and(|f| {
+                self.by_function
+                    .iter()
+                    .any(|(name, code)| *name == f && *code == rv)
+            })
+    }
+}
+
 /// Why a signature failed, and whether that is explained.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verdict {
@@ -62,9 +98,15 @@ fn raw_error(error: &pdfsign::Error) -> Option<&p11_raw::Error> {
     None
 }
 
-/// Judges one failed signature by its error and what `p11-session` logged on its
-/// thread meanwhile (see the module docs).
-pub fn classify(error: &pdfsign::Error, notes: &[trace::Note], injected: &HashSet<Rv>) -> Verdict {
+/// Judges one failed signature by its error, what `p11-session` logged on its thread
+/// meanwhile, and whether the proxy answered a removed token or injected a device error
+/// during it (see the soak's module docs).
+pub fn classify(
+    error: &pdfsign::Error,
+    notes: &[trace::Note],
+    device_event: bool,
+    injected: &Injected,
+) -> Verdict {
     let session = session_error(error);
     let raw = session
         .and_then(|e| match e {
@@ -87,7 +129,11 @@ pub fn classify(error: &pdfsign::Error, notes: &[trace::Note], injected: &HashSe
     let repaired_before = notes.iter().any(trace::Note::is_repair);
     let (explained, why) = match rv {
         None => (false, "the error names no CK_RV"),
-        Some(rv) if !injected.contains(&rv) => (false, "the error names a CK_RV never injected"),
+        Some(rv)
+            if !injected.contains(raw.and_then(p11_raw::Error::function).map(|f| f.name()), rv) =>
+        {
+            (false, "the function named never had that CK_RV injected")
+        }
         Some(_) if device_lost => (
             false,
             "the device did not come back within the recovery budget, though every removal \
@@ -97,6 +143,11 @@ pub fn classify(error: &pdfsign::Error, notes: &[trace::Note], injected: &HashSe
         Some(rv) if rv.recovery_class() == RecoveryClass::DeviceLost => (
             true,
             "a second device fault, after a device recovery another thread made",
+        ),
+        Some(_) if device_event => (
+            true,
+            "a second fault, after a device event within the signature (its recovery, made \
+             by another thread, is not logged)",
         ),
         Some(rv) if rv.recovery_class() == RecoveryClass::Fatal => {
             (true, "a fault of a kind the model does not repair")
