@@ -87,7 +87,8 @@ pub(crate) fn lay_out(
     capacity: usize,
     new_id: [u8; 16],
 ) -> Result<Layout> {
-    let mut bytes = Vec::new();
+    // The placeholder plus room for the usual objects, so that the buffer seldom grows.
+    let mut bytes = Vec::with_capacity(2 * capacity + 4096);
     if !base.ends_with_eol {
         bytes.push(b'\n');
     }
@@ -240,17 +241,13 @@ fn write_table(
         writeln!(out, "{first} {}", run.len())
             .map_err(Error::io("laying out the cross-reference table"))?;
         for entry in run {
-            let line = match entry {
-                XrefEntry::InFile { offset, generation } => {
-                    format!("{offset:010} {generation:05} n\r\n")
-                }
-                _ => {
-                    return Err(Error::Unreachable(
-                        "the increment writes every object into the file",
-                    ));
-                }
+            let XrefEntry::InFile { offset, generation } = entry else {
+                return Err(Error::Unreachable(
+                    "the increment writes every object into the file",
+                ));
             };
-            out.extend_from_slice(line.as_bytes());
+            write!(out, "{offset:010} {generation:05} n\r\n")
+                .map_err(Error::io("laying out the cross-reference table"))?;
         }
     }
     let highest = entries

@@ -4,7 +4,7 @@
 //! fsynced and renamed; the input is never opened for writing.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Cursor, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -22,6 +22,15 @@ use crate::{ContainerSpec, DigestAlgorithm, SignatureContainer, Warning};
 /// few, small enough to keep memory flat. A smaller input gets a buffer its size: zeroing
 /// a whole mebibyte for a one-page PDF cost more than the rest of its preparation.
 const COPY_BUFFER: usize = 1024 * 1024;
+
+/// Inputs up to this size are read whole, in one system call, and signed from memory
+/// rather than through a seek and a read per object: no more memory than the copy
+/// buffer takes for larger files.
+const READ_WHOLE: u64 = COPY_BUFFER as u64;
+
+/// The buffer `/Contents` hex digits are written through: a container of up to 4 KiB
+/// (an RSA-4096 signature with a two-certificate chain) in one write.
+const HEX_BUFFER: usize = 8 * 1024;
 
 /// What [`prepare`] found and computed: the digest to sign and where it came from.
 #[derive(Debug, Clone)]
@@ -75,8 +84,9 @@ impl PreparedSignature {
         }
     }
 
-    /// The container as `/Contents` hex digits, or an error if it does not fit.
-    fn hex_contents(&self, container: &[u8]) -> Result<Vec<u8>> {
+    /// Writes `container` as `/Contents` hex digits to `out`, positioned just after the
+    /// placeholder's `<`; an error, and nothing written, if it does not fit.
+    fn write_contents(&self, out: &mut impl Write, container: &[u8]) -> Result<()> {
         if container.len() > self.capacity {
             return Err(Error::ContainerTooLarge {
                 len: container.len(),
@@ -84,12 +94,23 @@ impl PreparedSignature {
             });
         }
         const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
-        let mut hex = Vec::with_capacity(container.len() * 2);
-        for &byte in container {
-            hex.push(DIGITS[usize::from(byte >> 4)]);
-            hex.push(DIGITS[usize::from(byte & 0x0F)]);
+        // Through a buffer on the stack that holds a usual container whole: one write,
+        // no allocation.
+        let mut hex = [0u8; HEX_BUFFER];
+        for piece in container.chunks(HEX_BUFFER / 2) {
+            let digits = hex
+                .get_mut(..2 * piece.len())
+                .ok_or(Error::Unreachable("a piece is half the buffer at most"))?;
+            for (pair, &byte) in digits.chunks_exact_mut(2).zip(piece) {
+                if let [high, low] = pair {
+                    *high = DIGITS[usize::from(byte >> 4)];
+                    *low = DIGITS[usize::from(byte & 0x0F)];
+                }
+            }
+            out.write_all(digits)
+                .map_err(Error::io("writing the signature container"))?;
         }
-        Ok(hex)
+        Ok(())
     }
 }
 
@@ -135,12 +156,10 @@ impl PreparedFile {
     /// [`Error::ContainerTooLarge`] when `container` does not fit the placeholder, and
     /// I/O errors. On error the temporary file is removed and the target untouched.
     pub fn finish(mut self, container: &[u8]) -> Result<SignReport> {
-        let hex = self.prepared.hex_contents(container)?;
         let file = &mut self.temp.file;
         file.seek(SeekFrom::Start(self.prepared.contents_offset + 1))
             .map_err(Error::io("writing the signature container"))?;
-        file.write_all(&hex)
-            .map_err(Error::io("writing the signature container"))?;
+        self.prepared.write_contents(file, container)?;
         file.sync_all().map_err(Error::io("syncing the output"))?;
         fs::rename(&self.temp.path, &self.target)
             .map_err(Error::io("renaming the temporary file to the output"))?;
@@ -175,13 +194,10 @@ impl<W: Write + Seek> PreparedStream<W> {
     /// [`Error::ContainerTooLarge`] when `container` does not fit the placeholder, and
     /// I/O errors from the writer.
     pub fn finish(mut self, container: &[u8]) -> Result<(W, SignReport)> {
-        let hex = self.prepared.hex_contents(container)?;
         self.output
             .seek(SeekFrom::Start(self.prepared.contents_offset + 1))
             .map_err(Error::io("writing the signature container"))?;
-        self.output
-            .write_all(&hex)
-            .map_err(Error::io("writing the signature container"))?;
+        self.prepared.write_contents(&mut self.output, container)?;
         self.output
             .flush()
             .map_err(Error::io("writing the signature container"))?;
@@ -208,12 +224,41 @@ pub fn prepare(
 ) -> Result<PreparedFile> {
     let (input, output) = (input.as_ref(), output.as_ref());
     let source = File::open(input).map_err(Error::io("opening the input"))?;
-    if !options.in_place && is_same_file(input, &source, output) {
+    let metadata = source.metadata().map_err(Error::io("reading the input"))?;
+    if !options.in_place && is_same_file(input, &metadata, output) {
         return Err(Error::OutputIsInput {
             path: output.to_path_buf(),
         });
     }
-    let planned = Planned::new(source, options, spec)?;
+    match read_whole_if_small(&source, metadata.len())? {
+        Some(bytes) => prepare_file(Cursor::new(bytes), output, options, spec),
+        None => prepare_file(source, output, options, spec),
+    }
+}
+
+/// The whole file if it holds at most [`READ_WHOLE`] bytes (read once: the reader and
+/// the copy then work on that one snapshot), else `None`: it is streamed.
+fn read_whole_if_small(file: &File, len: u64) -> Result<Option<Vec<u8>>> {
+    if len > READ_WHOLE {
+        return Ok(None);
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+    file.take(READ_WHOLE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(Error::io("reading the input"))?;
+    // A file that grew past the limit since it was measured is streamed after all.
+    Ok((bytes.len() as u64 <= READ_WHOLE).then_some(bytes))
+}
+
+/// [`prepare`] once the input is open: plans, then writes into a temporary file beside
+/// `output`.
+fn prepare_file<R: Read + Seek>(
+    input: R,
+    output: &Path,
+    options: &SignOptions,
+    spec: ContainerSpec,
+) -> Result<PreparedFile> {
+    let planned = Planned::new(input, options, spec)?;
     let mut temp = TempFile::beside(output)?;
     let prepared = planned.write_to(&mut temp.file, 0)?;
     Ok(PreparedFile {
@@ -488,13 +533,14 @@ impl Drop for TempFile {
     }
 }
 
-/// Whether `output` names the file `input` is open on (hard links included).
-fn is_same_file(input_path: &Path, input: &File, output: &Path) -> bool {
+/// Whether `output` names the input file, whose metadata is `input` (hard links
+/// included).
+fn is_same_file(input_path: &Path, input: &fs::Metadata, output: &Path) -> bool {
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;
         let _ = input_path;
-        let (Ok(input), Ok(output)) = (input.metadata(), fs::metadata(output)) else {
+        let Ok(output) = fs::metadata(output) else {
             return false;
         };
         input.dev() == output.dev() && input.ino() == output.ino()

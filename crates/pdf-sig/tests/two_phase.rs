@@ -173,3 +173,62 @@ fn streams_and_files_give_the_same_bytes() {
     assert_eq!(report.field_name, "Signature1");
     assert_eq!(cursor.into_inner(), fs::read(&output).unwrap());
 }
+
+/// Files up to 1 MiB are read whole, larger ones streamed: both give what
+/// `prepare_stream` gives.
+#[test]
+fn files_past_the_read_whole_limit_are_streamed_alike() {
+    let dir = scratch("files_past_the_read_whole_limit_are_streamed_alike");
+    let input = dir.join("big.pdf");
+    fs::write(&input, pdf_with_content_of(1024 * 1024 + 1)).unwrap();
+    assert!(fs::metadata(&input).unwrap().len() > 1024 * 1024);
+    let container = CmsContainer::p256();
+    let output = dir.join("file.pdf");
+    sign(&input, &output, &options(), &container).unwrap();
+
+    let prepared = prepare_stream(
+        File::open(&input).unwrap(),
+        Cursor::new(Vec::new()),
+        &options(),
+        ContainerSpec::of(&container),
+    )
+    .unwrap();
+    let der = container.sign_digest(prepared.digest()).unwrap();
+    let (cursor, _) = prepared.finish(&der).unwrap();
+    let signed = fs::read(&output).unwrap();
+    assert_eq!(cursor.into_inner(), signed);
+    assert!(signed.starts_with(&fs::read(&input).unwrap()));
+    validate(&output, 1, PyHanko::Skip);
+}
+
+/// A one-page PDF whose content stream is `len` bytes of comment lines.
+fn pdf_with_content_of(len: usize) -> Vec<u8> {
+    use lopdf::{Dictionary, Object, Stream, dictionary};
+    let line = b"% padding to make the file large enough\n";
+    let content: Vec<u8> = line.iter().copied().cycle().take(len).collect();
+    let mut doc = lopdf::Document::with_version("1.7");
+    let pages_id = doc.new_object_id();
+    let content_id = doc.add_object(Stream::new(Dictionary::new(), content));
+    let page_id = doc.add_object(dictionary! {
+        "Type" => "Page",
+        "Parent" => pages_id,
+        "Contents" => content_id,
+        "MediaBox" => vec![0.into(), 0.into(), 595.into(), 842.into()],
+    });
+    doc.objects.insert(
+        pages_id,
+        Object::Dictionary(dictionary! {
+            "Type" => "Pages",
+            "Kids" => vec![page_id.into()],
+            "Count" => 1,
+        }),
+    );
+    let catalog_id = doc.add_object(dictionary! {
+        "Type" => "Catalog",
+        "Pages" => pages_id,
+    });
+    doc.trailer.set("Root", catalog_id);
+    let mut bytes = Vec::new();
+    doc.save_to(&mut bytes).unwrap();
+    bytes
+}
