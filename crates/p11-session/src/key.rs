@@ -10,6 +10,7 @@ use p11_raw::{Attribute, MechanismType, ObjectHandle};
 use crate::error::Result;
 use crate::login::{LoginLease, Pin};
 use crate::lookup::{KeyFacts, exactly_one, find_objects, locate};
+use crate::metrics::Repair;
 use crate::token::{Token, TokenShared, lock};
 
 /// How to find a signing key. The private key is always searched with its class
@@ -189,6 +190,14 @@ impl KeyShared {
                 looked_up: false,
             });
         }
+        // Private keys are found only while logged in: a login lost since (a logout
+        // behind our back) is redone first, or the search would find nothing, again and
+        // again.
+        if token.relogin_locked(&mut transition)? {
+            token.metrics.repaired(Repair::Login);
+        }
+        // A re-login just now began a new epoch: the handle found belongs to it.
+        let epoch = token.login.epoch();
         let anchor = token.anchor(&mut transition)?;
         let found = find_objects(token, anchor, &self.relocate)?;
         let handle = exactly_one(token, &self.query, &found)?;

@@ -19,7 +19,7 @@ use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
 use crate::key::{KeyQuery, SigningKey};
-use crate::pool::backoff;
+use crate::pool::{Fate, backoff};
 use crate::token::{Token, TokenShared, Transition, lock, session_is_dead};
 
 const LOGGED_IN: u64 = 1;
@@ -317,9 +317,17 @@ impl TokenShared {
 
     /// The session that holds the login: the one we have if it is alive, else a new one.
     pub(crate) fn anchor<'t>(&self, transition: &'t mut Transition) -> Result<&'t Session> {
+        let mut unfit = None;
         let alive = match transition.anchor.take() {
             Some(anchor) => match anchor.info() {
-                Ok(_) => Some(anchor),
+                Ok(_) if anchor.is_fit() => Some(anchor),
+                Ok(_) => {
+                    // Alive but unfit (a search that could not be ended, say): replace
+                    // it, closing it only once the new one is open, since closing the
+                    // application's last session would log it out.
+                    unfit = Some(anchor);
+                    None
+                }
                 Err(error) if session_is_dead(&error) => {
                     anchor.forget();
                     self.metrics.session_closed();
@@ -335,11 +343,19 @@ impl TokenShared {
         let anchor = match alive {
             Some(anchor) => anchor,
             None => {
-                let session = self
-                    .module
-                    .open_session(self.slot(), false)
-                    .map_err(|error| self.pkcs11_error(error))?;
+                let opened = self.module.open_session(self.slot(), false);
+                let session = match opened {
+                    Ok(session) => session,
+                    Err(error) => {
+                        transition.anchor = unfit;
+                        return Err(self.pkcs11_error(error));
+                    }
+                };
                 self.metrics.session_opened();
+                if let Some(old) = unfit {
+                    drop(old);
+                    self.metrics.session_closed();
+                }
                 session
             }
         };
@@ -365,8 +381,11 @@ impl TokenShared {
                 anchor.forget();
                 self.metrics.session_closed();
             }
-            generation_retired = self.pool.retire_generation(generation);
+            generation_retired = self.pool.retire_generation(generation, Fate::Forget);
             if generation_retired {
+                // The close-all logged the application out and ended every object handle
+                // of that login, even if someone has logged in again since: a new epoch.
+                self.login.bump_epoch();
                 tracing::warn!(
                     token = %self.name(),
                     generation,
@@ -453,11 +472,18 @@ impl TokenShared {
             return Ok(false);
         }
         tracing::warn!(token = %self.name(), error = %cause, "the device is gone: recovering");
+        // The sessions may be dead (the device went away) or alive (a device error while
+        // it stayed): close those that still answer, before opening any new one.
         if let Some(anchor) = transition.anchor.take() {
-            anchor.forget();
+            if anchor.info().is_err() {
+                anchor.forget();
+            } else {
+                drop(anchor);
+            }
             self.metrics.session_closed();
         }
-        self.pool.retire_generation(self.pool.generation());
+        self.pool
+            .retire_generation(self.pool.generation(), Fate::Probe);
         self.pool.drain(self);
         let start = Instant::now();
         let mut last = cause;

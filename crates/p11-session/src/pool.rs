@@ -10,6 +10,7 @@
 //! whole generation died (`C_CloseAllSessions`, a token reset), it bumps the generation;
 //! sessions of an older one are closed instead of being handed out or taken back.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering, fence};
@@ -21,6 +22,19 @@ use p11_raw::{Rv, Session, SessionHandle};
 
 use crate::error::{Error, Result};
 use crate::token::TokenShared;
+
+/// What becomes of the sessions of a retired generation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fate {
+    /// Known dead (a close-all: the anchor and a pooled session both answered
+    /// `CKR_SESSION_HANDLE_INVALID`): forgotten, never closed, since the module may have
+    /// given their numbers to newer sessions.
+    Forget,
+    /// Possibly alive (a device error while the token stayed): closed if
+    /// `C_GetSessionInfo` still answers for them, forgotten otherwise, so that nothing
+    /// stays open in the module for good.
+    Probe,
+}
 
 /// A session resting in the pool.
 struct Idle {
@@ -37,6 +51,9 @@ pub(crate) struct Pool {
     /// `ulMaxSessionCount`, lowered when the token answers `CKR_SESSION_COUNT`.
     limit: AtomicUsize,
     generation: AtomicU64,
+    /// What to do with sessions of each retired generation when they are met; read off
+    /// the hot path only (a session of an old generation is rare).
+    fates: Mutex<HashMap<u64, Fate>>,
     /// Threads waiting for a session; a thread that frees one notifies only if non-zero.
     waiting: AtomicUsize,
     lock: Mutex<()>,
@@ -63,6 +80,7 @@ impl Pool {
             open: AtomicUsize::new(0),
             limit: AtomicUsize::new(limit),
             generation: AtomicU64::new(1),
+            fates: Mutex::new(HashMap::new()),
             waiting: AtomicUsize::new(0),
             lock: Mutex::new(()),
             freed: Condvar::new(),
@@ -79,9 +97,16 @@ impl Pool {
         self.limit.load(Ordering::Relaxed)
     }
 
-    /// Retires `generation` if it is still the current one: its sessions are closed as
+    /// Retires `generation` if it is still the current one: its sessions meet `fate` as
     /// they are met. Returns whether this call did it.
-    pub(crate) fn retire_generation(&self, generation: u64) -> bool {
+    pub(crate) fn retire_generation(&self, generation: u64, fate: Fate) -> bool {
+        {
+            let mut fates = self.fates.lock().unwrap_or_else(PoisonError::into_inner);
+            // Before the swap, so that no one meets a retired session without its fate;
+            // a few generations back are enough (older sessions are long gone).
+            fates.retain(|&old, _| old + 16 > generation);
+            fates.entry(generation).or_insert(fate);
+        }
         self.generation
             .compare_exchange(
                 generation,
@@ -90,6 +115,24 @@ impl Pool {
                 Ordering::Acquire,
             )
             .is_ok()
+    }
+
+    fn fate(&self, generation: u64) -> Fate {
+        self.fates
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&generation)
+            .copied()
+            .unwrap_or(Fate::Forget)
+    }
+
+    /// Ends a session of a retired generation as its fate says.
+    fn retire(&self, token: &TokenShared, session: Session, generation: u64, wake: bool) {
+        let dead = match self.fate(generation) {
+            Fate::Forget => true,
+            Fate::Probe => session.info().is_err(),
+        };
+        self.close(token, session, dead, wake);
     }
 
     /// Handles of the idle sessions (for tests that break one behind the pool's back).
@@ -114,8 +157,11 @@ impl Pool {
     pub(crate) fn drain(&self, token: &TokenShared) {
         while let Some(idle) = self.idle.pop() {
             token.metrics.idle_changed(false);
-            let dead = idle.generation != self.generation();
-            self.close(token, idle.session, dead, true);
+            if idle.generation == self.generation() {
+                self.close(token, idle.session, false, true);
+            } else {
+                self.retire(token, idle.session, idle.generation, true);
+            }
         }
     }
 
@@ -152,7 +198,7 @@ impl Pool {
             if idle.generation == self.generation() {
                 return Some(idle);
             }
-            self.close(token, idle.session, true, wake);
+            self.retire(token, idle.session, idle.generation, wake);
         }
         None
     }
@@ -211,7 +257,7 @@ impl Pool {
     /// Puts a session back, or closes it when it is broken or of a retired generation.
     fn give_back(&self, token: &TokenShared, session: Session, generation: u64) {
         if generation != self.generation() {
-            self.close(token, session, true, true);
+            self.retire(token, session, generation, true);
             return;
         }
         if !session.is_fit() {
@@ -334,6 +380,15 @@ impl PooledSession<'_> {
             self.token.pool.close(self.token, session, true, true);
         }
     }
+
+    /// Closes the session if `C_GetSessionInfo` still answers for it, else forgets it:
+    /// after a device error, when it may be alive or dead.
+    pub(crate) fn discard_probed(mut self) {
+        if let Some(session) = self.session.take() {
+            let dead = session.info().is_err();
+            self.token.pool.close(self.token, session, dead, true);
+        }
+    }
 }
 
 impl Deref for PooledSession<'_> {
@@ -398,8 +453,10 @@ mod tests {
         let pool = Pool::new(0);
         assert_eq!(pool.limit(), 1);
         let generation = pool.generation();
-        assert!(pool.retire_generation(generation));
-        assert!(!pool.retire_generation(generation));
+        assert!(pool.retire_generation(generation, Fate::Probe));
+        assert!(!pool.retire_generation(generation, Fate::Forget));
+        assert_eq!(pool.fate(generation), Fate::Probe);
+        assert_eq!(pool.fate(generation + 7), Fate::Forget);
         assert_eq!(pool.generation(), generation + 1);
     }
 }

@@ -90,14 +90,33 @@ impl SigningKey {
                 Err(failure) => failure,
             };
             match failure {
-                Failure::Setup(error) => match device_cause(&error) {
-                    Some(cause) if !retried => {
-                        retried = true;
-                        token.metrics.retried();
-                        self.recover_device(token, epoch_before, cause)?;
+                Failure::Setup(error) => {
+                    let Some(cause) = module_cause(&error).filter(|_| !retried) else {
+                        return Err(error);
+                    };
+                    match cause.recovery_class() {
+                        RecoveryClass::DeviceLost => {
+                            retried = true;
+                            token.metrics.retried();
+                            self.recover_device(token, epoch_before, cause)?;
+                        }
+                        // A session that failed to open, a look-up that failed vaguely:
+                        // nothing to repair but trying once more.
+                        RecoveryClass::Ambiguous
+                        | RecoveryClass::SessionUnfit
+                        | RecoveryClass::SessionLost => {
+                            retried = true;
+                            token.metrics.retried();
+                            tracing::info!(
+                                token = %token.name(),
+                                key = %self.shared.query,
+                                %error,
+                                "getting ready to sign failed: retrying once"
+                            );
+                        }
+                        _ => return Err(error),
                     }
-                    _ => return Err(error),
-                },
+                }
                 Failure::Signing {
                     error,
                     stage,
@@ -134,7 +153,7 @@ impl SigningKey {
                             token.metrics.repaired(Repair::UnfitSession);
                         }
                         RecoveryClass::DeviceLost => {
-                            session.discard_dead();
+                            session.discard_probed();
                             self.recover_device(token, epoch, error)?;
                         }
                         _ => self.repair(token, epoch, &error, stage, session, handle)?,
@@ -203,7 +222,7 @@ impl SigningKey {
             Ok(info) => Some(info.state.user_logged_in()),
             Err(probe) if session_is_dead(&probe) => None,
             Err(probe) if probe.recovery_class() == RecoveryClass::DeviceLost => {
-                session.discard_dead();
+                session.discard_probed();
                 return self.recover_device(token, epoch, probe);
             }
             Err(probe) => {
@@ -266,18 +285,14 @@ impl SigningKey {
     }
 }
 
-/// The module error behind `error` if it says the device is gone.
-fn device_cause(error: &Error) -> Option<p11_raw::Error> {
+/// The module error behind a token error (not a PIN error, which is never retried).
+fn module_cause(error: &Error) -> Option<p11_raw::Error> {
     match error {
         Error::Pkcs11 { source, .. } | Error::Module(source) => match source {
-            p11_raw::Error::Pkcs11 { function, rv }
-                if rv.recovery_class() == RecoveryClass::DeviceLost =>
-            {
-                Some(p11_raw::Error::Pkcs11 {
-                    function: *function,
-                    rv: *rv,
-                })
-            }
+            p11_raw::Error::Pkcs11 { function, rv } => Some(p11_raw::Error::Pkcs11 {
+                function: *function,
+                rv: *rv,
+            }),
             _ => None,
         },
         _ => None,
