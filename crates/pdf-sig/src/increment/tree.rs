@@ -73,7 +73,9 @@ impl PageWalk {
                 limit: MAX_NESTING,
             });
         }
-        let dict = doc.dictionary(id, "a page tree node")?;
+        // Looked at in the document's cache; only the page found is copied out.
+        let node = doc.shared_object(id)?;
+        let dict = page_tree_node(&node, id)?;
         let rotate = match dict.get(b"Rotate") {
             Ok(Object::Integer(rotate)) => *rotate,
             _ => inherited_rotate,
@@ -86,13 +88,22 @@ impl PageWalk {
             self.seen = self.seen.saturating_add(1);
             if self.remaining == 0 {
                 let rotate = normalize_rotation(rotate);
-                return Ok(Some(Page { id, dict, rotate }));
+                return Ok(Some(Page {
+                    id,
+                    dict: dict.clone(),
+                    rotate,
+                }));
             }
             self.remaining -= 1;
             return Ok(None);
         }
+        let indirect_kids;
         let kids = match dict.get(b"Kids") {
-            Ok(kids) => doc.resolve(kids)?,
+            Ok(Object::Reference(kids_id)) => {
+                indirect_kids = doc.shared_object(*kids_id)?;
+                &*indirect_kids
+            }
+            Ok(kids) => kids,
             Err(_) => return Ok(None),
         };
         let Object::Array(kids) = kids else {
@@ -103,7 +114,7 @@ impl PageWalk {
             ));
         };
         for kid in kids {
-            let Object::Reference(kid) = kid else {
+            let &Object::Reference(kid) = kid else {
                 return Err(Error::wrong_type(
                     "a page tree node's kid",
                     "an indirect reference",
@@ -141,12 +152,21 @@ impl PageWalk {
         if self.visited.contains(&kid.0) {
             return Ok(None);
         }
-        let dict = doc.dictionary(kid, "a page tree node")?;
+        let node = doc.shared_object(kid)?;
+        let dict = page_tree_node(&node, kid)?;
         let is_pages = matches!(dict.get(b"Type"), Ok(Object::Name(name)) if name == b"Pages");
         match dict.get(b"Count") {
             Ok(Object::Integer(count)) if is_pages => Ok(u32::try_from(*count).ok()),
             _ => Ok(None),
         }
+    }
+}
+
+/// The dictionary of page tree node `id`.
+fn page_tree_node(node: &Object, id: ObjectId) -> Result<&Dictionary> {
+    match node {
+        Object::Dictionary(dict) => Ok(dict),
+        _ => Err(Error::wrong_type("a page tree node", "a dictionary", Some(id))),
     }
 }
 

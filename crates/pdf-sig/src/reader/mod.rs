@@ -61,7 +61,8 @@ pub struct Document<R> {
     trailer: Dictionary,
     entries: HashMap<u32, XrefEntry>,
     highest: u32,
-    cache: HashMap<u32, Object>,
+    /// Objects read so far, shared: reading one again copies nothing.
+    cache: HashMap<u32, Rc<Object>>,
     object_stream: Option<Rc<ObjectStream>>,
     resolving: Vec<u32>,
 }
@@ -163,8 +164,15 @@ impl<R: Read + Seek> Document<R> {
     /// it as free, or with another generation); [`Error::ObjectMismatch`] when another
     /// object sits at the listed offset; syntax, limit and I/O errors.
     pub fn object(&mut self, id: ObjectId) -> Result<Object> {
+        let object = self.shared_object(id)?;
+        Ok(Object::clone(&object))
+    }
+
+    /// As [`Document::object`], but the cached object itself rather than a copy: for
+    /// what is only looked at.
+    pub(crate) fn shared_object(&mut self, id: ObjectId) -> Result<Rc<Object>> {
         if let Some(object) = self.cache.get(&id.0) {
-            return Ok(object.clone());
+            return Ok(Rc::clone(object));
         }
         if self.resolving.contains(&id.0) || self.resolving.len() >= MAX_RESOLUTION_DEPTH {
             return Err(Error::ReferenceLoop { object: id.0 });
@@ -172,8 +180,8 @@ impl<R: Read + Seek> Document<R> {
         self.resolving.push(id.0);
         let result = self.load(id);
         self.resolving.pop();
-        let object = result?;
-        self.cache.insert(id.0, object.clone());
+        let object = Rc::new(result?);
+        self.cache.insert(id.0, Rc::clone(&object));
         Ok(object)
     }
 
@@ -304,11 +312,13 @@ impl<R: Read + Seek> Document<R> {
         if !matches!(self.entries.get(&number), Some(XrefEntry::InFile { .. })) {
             return Err(bad("is not an object stored in the file"));
         }
-        let Object::Stream(stream) = self.object((number, 0))? else {
+        let object = self.shared_object((number, 0))?;
+        // The raw data is no longer needed once decoded: out of the cache, and taken
+        // rather than copied.
+        self.cache.remove(&number);
+        let Object::Stream(stream) = Rc::unwrap_or_clone(object) else {
             return Err(bad("is not a stream"));
         };
-        // The raw data is no longer needed once decoded; drop the cached copy.
-        self.cache.remove(&number);
         let dict = &stream.dict;
         let count = match dict.get(b"N") {
             Ok(Object::Integer(count)) => {
