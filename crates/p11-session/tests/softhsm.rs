@@ -467,6 +467,51 @@ fn recovery_from_a_logout_behind_the_librarys_back() {
     assert_eq!(repairs(&token.metrics().snapshot()), repairs(&after));
 }
 
+/// A key whose cached handle is from an older epoch is looked up on its next signature;
+/// if the token lost its login meanwhile (a second logout behind our back), the look-up
+/// logs in first: otherwise it finds no private key, and every later signature fails
+/// the same way (found by the fault proxy's soak, issue 8).
+#[test]
+fn look_up_after_a_lost_login_logs_in_first() {
+    let test = TestToken::builder("look_up_after_lost_login")
+        .key(KeyKind::P256)
+        .key(KeyKind::P384)
+        .build();
+    let token = open(&test);
+    let p256 = key_of(&token, &test, "p256");
+    let p384 = key_of(&token, &test, "p384");
+    let logout_behind_our_back = || {
+        let stranger = test.module.open_session(test.slot, false).unwrap();
+        stranger.logout().unwrap();
+    };
+    logout_behind_our_back();
+    sign_and_verify(
+        &p256,
+        &test.key(KeyKind::P256).cert_der,
+        "repairs the login",
+    );
+    // The P-384 key's handle is of the old epoch now; the token loses its login again.
+    logout_behind_our_back();
+    let d = Sha256::digest(b"p384").to_vec();
+    let mut d384 = d.clone();
+    d384.extend_from_slice(&d[..16]);
+    let signature = p384.sign(&ecdsa(), &d384).unwrap();
+    verify_prehash(
+        &test.key(KeyKind::P384).cert_der,
+        Scheme::Ecdsa,
+        &d384,
+        &signature,
+    )
+    .unwrap();
+    let figures = token.metrics().snapshot();
+    assert_eq!(figures.repairs_login, 2, "{figures:?}");
+    assert_eq!(
+        (figures.retries, figures.sign_failures),
+        (1, 0),
+        "{figures:?}"
+    );
+}
+
 /// Issue 4, recovery: C_CloseAllSessions behind its back (dead sessions, lost login and
 /// stale handles at once): one session repair retiring the generation, one re-login,
 /// one look-up; the other dead sessions of that generation are never tried.
