@@ -477,6 +477,94 @@ fn unfit_session_is_closed_and_another_used() {
     }
 }
 
+/// Row "DEVICE_MEMORY, OPERATION_ACTIVE", on the session that holds the login: a key
+/// look-up whose search could not be ended (C_FindObjectsFinal failed once: p11-raw
+/// marks that session unfit, and the search may still be running) must not wedge the
+/// token. Every later look-up on that session would answer OPERATION_ACTIVE, so the
+/// session must be replaced, and signatures needing a look-up go on working.
+#[test]
+fn a_search_that_could_not_be_ended_does_not_wedge_the_token() {
+    let s = signing("unended_search", &TokenConfig::new());
+    rules(
+        &s.test,
+        "fault C_FindObjectsFinal CKR_GENERAL_ERROR every=1 limit=1",
+    );
+    trigger(&s.test, Event::StaleHandles);
+    sign_ok(&s.key, &s.cert, "the look-up whose search is not ended");
+    rules(&s.test, "");
+    assert_eq!(counters(&s.test).faults(Rv::GeneralError), 1);
+    // Each round makes the key handle stale, so each signature needs a look-up.
+    for n in 0..3 {
+        trigger(&s.test, Event::StaleHandles);
+        let result = s.key.sign(&ecdsa(), &digest(&format!("look-up {n}")));
+        assert!(
+            result.is_ok(),
+            "look-up {n} after one unended search: {:?}; {:?}",
+            result.err().map(|e| e.to_string()),
+            s.metrics()
+        );
+    }
+}
+
+/// A logout behind the signer's back may land on any call of a signature, the key
+/// look-up's search included: that search then runs logged out and finds no private
+/// key. However often it happens, the failure is a lost login (an error naming its
+/// CK_RV), never "no private key": the key is there, and a caller told otherwise would
+/// give up on it.
+#[test]
+fn a_logout_at_any_call_is_never_reported_as_a_missing_key() {
+    let s = signing("logout_at_any_call", &TokenConfig::new());
+    let mut misreported = Vec::new();
+    for every in 1..=12 {
+        // The handle goes stale, so the signature must look the key up.
+        trigger(&s.test, Event::StaleHandles);
+        rules(&s.test, &format!("event logout every={every}"));
+        let result = s
+            .key
+            .sign(&ecdsa(), &digest(&format!("logout every {every}")));
+        rules(&s.test, "");
+        if let Err(e) = result
+            && (e.rv().is_none() || matches!(e, Error::KeyNotFound { .. }))
+        {
+            misreported.push(format!("a logout every {every} calls: {e}"));
+        }
+        sign_ok(
+            &s.key,
+            &s.cert,
+            &format!("after logouts every {every} calls"),
+        );
+    }
+    assert!(misreported.is_empty(), "{misreported:#?}");
+}
+
+/// Opening a pooled session fails once (GENERAL_ERROR, a code the recovery model
+/// repairs): the signature must not fail for that single fault.
+#[test]
+fn a_session_that_failed_to_open_is_retried() {
+    for (name, rv) in [
+        ("open_general_error", Rv::GeneralError),
+        ("open_function_failed", Rv::FunctionFailed),
+        ("open_device_memory", Rv::DeviceMemory),
+    ] {
+        let s = signing(name, &TokenConfig::new());
+        // The pool's one session is busy, so the signature must open another.
+        let busy = s.token.session().unwrap();
+        rules(
+            &s.test,
+            &format!("fault C_OpenSession {} every=1 limit=1", rv.name().unwrap()),
+        );
+        let result = s.key.sign(&ecdsa(), &digest(name));
+        rules(&s.test, "");
+        drop(busy);
+        assert_eq!(counters(&s.test).faults(rv), 1, "{name}");
+        assert!(
+            result.is_ok(),
+            "one {rv} from C_OpenSession failed the signature: {}",
+            result.err().map(|e| e.to_string()).unwrap_or_default()
+        );
+    }
+}
+
 /// At most one repair of each kind per signature: a second fault of the same kind in
 /// the same signature is a clear error naming it, after exactly one repair and one
 /// retry, never a loop; the next signature is repaired afresh.
