@@ -48,8 +48,11 @@ struct ObjectStream {
 /// stream whose own `/Length` is a reference, ...) before the reader gives up.
 const MAX_RESOLUTION_DEPTH: usize = 16;
 
-/// The first window read at an object's offset; it grows fourfold while too small.
-const FIRST_WINDOW: u64 = 4096;
+/// The first window read at an object's offset; it grows fourfold while too small. The
+/// dictionaries an increment reads (catalog, page tree nodes, pages, form fields) are
+/// mostly a few hundred bytes: a small first window copies and allocates little, and
+/// stays out of the allocator's large-chunk path.
+const FIRST_WINDOW: u64 = 512;
 
 /// A PDF opened for reading: its cross-reference data and trailer, and a cache of the
 /// objects read so far.
