@@ -134,6 +134,65 @@ pub(crate) fn build(
     SetOfVec::try_from(attributes).map_err(Error::Encode)
 }
 
+/// The signed attributes without signing-time, encoded once with the message digest
+/// left to fill in for each signature.
+///
+/// Every attribute but message-digest is the same for every signature, and DER sorts the
+/// SET OF by the attributes' encodings, which differ in their length or type before any
+/// digest byte: the digest sits at the same offset whatever its value.
+/// [`AttributesTemplate::new`] checks it: the encodings with an all-zero and an all-one
+/// digest must differ in exactly the digest's bytes.
+pub(crate) struct AttributesTemplate {
+    der: Vec<u8>,
+    digest: std::ops::Range<usize>,
+}
+
+impl AttributesTemplate {
+    pub(crate) fn new(
+        digest: DigestAlgorithm,
+        signing_certificate_v2: &Any,
+    ) -> Result<AttributesTemplate, Error> {
+        let len = digest.output_len();
+        let encode = |fill: u8| {
+            build(&vec![fill; len], signing_certificate_v2, None)?
+                .to_der()
+                .map_err(Error::Encode)
+        };
+        let (zeros, ones) = (encode(0x00)?, encode(0xff)?);
+        let moved = Error::Unreachable("the message digest moves with its value");
+        let start = zeros
+            .iter()
+            .zip(&ones)
+            .position(|(a, b)| a != b)
+            .ok_or(Error::Unreachable(
+                "the message digest is not in the attributes",
+            ))?;
+        let digest = start..start + len;
+        let only_the_digest_differs = zeros.len() == ones.len()
+            && zeros.get(digest.end..) == ones.get(digest.end..)
+            && ones
+                .get(digest.clone())
+                .is_some_and(|bytes| bytes.iter().all(|&b| b == 0xff));
+        if !only_the_digest_differs {
+            return Err(moved);
+        }
+        Ok(AttributesTemplate { der: zeros, digest })
+    }
+
+    /// The DER `SET OF` signed attributes for `content_digest`.
+    pub(crate) fn fill(&self, content_digest: &[u8]) -> Result<Vec<u8>, Error> {
+        let mut der = self.der.clone();
+        let slot = der
+            .get_mut(self.digest.clone())
+            .filter(|slot| slot.len() == content_digest.len())
+            .ok_or(Error::Unreachable(
+                "the digest was checked against its algorithm",
+            ))?;
+        slot.copy_from_slice(content_digest);
+        Ok(der)
+    }
+}
+
 /// An attribute with one value.
 pub(crate) fn attribute(
     oid: ObjectIdentifier,

@@ -13,6 +13,7 @@ use x509_cert::attr::Attributes;
 use x509_cert::time::Time;
 
 use crate::algorithm::der_length_len;
+use crate::attributes::AttributesTemplate;
 use crate::public_key::PublicKey;
 use crate::{
     CmsSigner, Error, KeyAlgorithm, SignRequest, SignatureAlgorithm, SignatureScheme, attributes,
@@ -68,6 +69,8 @@ pub struct SignedDataBuilder {
     /// sub-filter has one.
     signing_time: Option<Time>,
     signing_certificate_v2: Any,
+    /// The signed attributes of a signature without signing-time, but for the digest.
+    attributes: AttributesTemplate,
     public_key: PublicKey,
     encoded: Encoded,
     timestamp_reserve: usize,
@@ -156,6 +159,7 @@ impl SignedDataBuilder {
         }
         let certificates = CertificateSet::try_from(certificates).map_err(Error::Encode)?;
         let encoded = Encoded::new(algorithm, &sid, &certificates)?;
+        let attributes = AttributesTemplate::new(algorithm.digest, &signing_certificate_v2)?;
 
         let signing_time = match sub_filter {
             SubFilter::CadesDetached | SubFilter::Pkcs7Detached { signing_time: None } => None,
@@ -170,6 +174,7 @@ impl SignedDataBuilder {
             algorithm,
             signing_time,
             signing_certificate_v2,
+            attributes,
             public_key,
             encoded,
             timestamp_reserve: 0,
@@ -282,11 +287,16 @@ impl SignedDataBuilder {
                 actual: content_digest.len(),
             });
         }
-        let signed_attributes =
-            attributes::build(content_digest, &self.signing_certificate_v2, signing_time)?;
         // The bytes signed are the DER of the SET OF (RFC 5652 section 5.4); embedded, the
         // same content bytes follow an [0] IMPLICIT tag instead.
-        let message = signed_attributes.to_der().map_err(Error::Encode)?;
+        let message = match signing_time {
+            None => self.attributes.fill(content_digest)?,
+            Some(time) => {
+                attributes::build(content_digest, &self.signing_certificate_v2, Some(time))?
+                    .to_der()
+                    .map_err(Error::Encode)?
+            }
+        };
         let message_hash = digest.digest(&message);
         let raw = self
             .key
@@ -546,6 +556,39 @@ mod tests {
         }
         .to_der()
         .unwrap()
+    }
+
+    #[test]
+    fn the_attributes_template_is_the_attributes_built() {
+        let key: Arc<dyn CmsSigner> = Arc::new(Fixture {
+            key: SoftwareKey::fixture(KeyKind::P256),
+            chain: Vec::new(),
+        });
+        for digest in DigestAlgorithm::ALL {
+            let algorithm = SignatureAlgorithm::default_for(key.key_algorithm(), digest);
+            let builder =
+                SignedDataBuilder::new(Arc::clone(&key), algorithm, SubFilter::CadesDetached)
+                    .unwrap();
+            let len = digest.output_len();
+            let mut digests = vec![vec![0x00; len], vec![0xff; len], vec![0x30; len]];
+            digests.extend((0u8..8).map(|seed| {
+                (0..len)
+                    .map(|i| {
+                        (i as u8)
+                            .wrapping_mul(37)
+                            .wrapping_add(seed.wrapping_mul(91))
+                    })
+                    .collect()
+            }));
+            for content_digest in digests {
+                let built =
+                    attributes::build(&content_digest, &builder.signing_certificate_v2, None)
+                        .unwrap()
+                        .to_der()
+                        .unwrap();
+                assert_eq!(builder.attributes.fill(&content_digest).unwrap(), built);
+            }
+        }
     }
 
     #[test]
