@@ -7,7 +7,7 @@ use cms::cert::{CertificateChoices, IssuerAndSerialNumber};
 use cms::content_info::CmsVersion;
 use cms::signed_data::{CertificateSet, EncapsulatedContentInfo, SignerIdentifier};
 use der::asn1::{Any, SetOfVec};
-use der::{Decode, Encode, Header, Length, Reader, SliceReader, Tag, TagNumber};
+use der::{Decode, Encode, Tag};
 use x509_cert::Certificate;
 use x509_cert::attr::Attributes;
 use x509_cert::time::Time;
@@ -360,20 +360,20 @@ impl SignedDataBuilder {
         let content_info = encoded.content_type.len() + tlv_len(content);
 
         let mut out = Vec::with_capacity(tlv_len(content_info));
-        write_header(&mut out, Tag::Sequence, content_info)?;
+        write_header(&mut out, SEQUENCE, content_info)?;
         out.extend_from_slice(&encoded.content_type);
-        write_header(&mut out, context_tag(0), content)?;
-        write_header(&mut out, Tag::Sequence, signed_data)?;
+        write_header(&mut out, CONTEXT_0, content)?;
+        write_header(&mut out, SEQUENCE, signed_data)?;
         out.extend_from_slice(&encoded.signed_data_head);
-        write_header(&mut out, Tag::Set, signer_infos)?;
-        write_header(&mut out, Tag::Sequence, signer_info)?;
+        write_header(&mut out, SET, signer_infos)?;
+        write_header(&mut out, SEQUENCE, signer_info)?;
         out.extend_from_slice(&encoded.signer_info_head);
-        write_retagged(&mut out, context_tag(0), signed_attributes)?;
+        write_retagged(&mut out, CONTEXT_0, signed_attributes)?;
         out.extend_from_slice(&encoded.signature_algorithm);
-        write_header(&mut out, Tag::OctetString, signature.len())?;
+        write_header(&mut out, OCTET_STRING, signature.len())?;
         out.extend_from_slice(signature);
         if let Some(unsigned) = unsigned_attributes {
-            write_retagged(&mut out, context_tag(1), unsigned)?;
+            write_retagged(&mut out, CONTEXT_1, unsigned)?;
         }
         Ok(out)
     }
@@ -399,7 +399,7 @@ impl Encoded {
         .encode_to_vec(&mut signed_data_head)
         .map_err(Error::Encode)?;
         let certificates = certificates.to_der().map_err(Error::Encode)?;
-        write_retagged(&mut signed_data_head, context_tag(0), &certificates)?;
+        write_retagged(&mut signed_data_head, CONTEXT_0, &certificates)?;
 
         let mut signer_info_head = version;
         sid.encode_to_vec(&mut signer_info_head)
@@ -418,37 +418,53 @@ impl Encoded {
     }
 }
 
-/// A constructed context-specific tag, `[number]`.
-fn context_tag(number: u32) -> Tag {
-    Tag::ContextSpecific {
-        constructed: true,
-        number: TagNumber(number),
-    }
-}
+/// Identifier octets of the TLVs written by hand (X.690 8.1.2): universal SEQUENCE, SET
+/// and OCTET STRING, and the constructed context-specific `[0]` and `[1]`.
+const SEQUENCE: u8 = 0x30;
+const SET: u8 = 0x31;
+const OCTET_STRING: u8 = 0x04;
+const CONTEXT_0: u8 = 0xa0;
+const CONTEXT_1: u8 = 0xa1;
 
-/// The length of a TLV with a one-byte tag (all of ours) and `len` bytes of value.
+/// The length of a TLV with a one-octet tag (all of ours) and `len` bytes of value.
 fn tlv_len(len: usize) -> usize {
     1 + der_length_len(len) + len
 }
 
-/// Writes the tag and length of a TLV whose value follows.
-fn write_header(out: &mut Vec<u8>, tag: Tag, len: usize) -> Result<(), Error> {
-    let length = Length::try_from(len).map_err(Error::Encode)?;
-    Header::new(tag, length)
-        .encode_to_vec(out)
-        .map_err(Error::Encode)?;
+/// Writes the identifier and length octets of a TLV whose value, `len` bytes, follows:
+/// the length in DER's shortest form (X.690 8.1.3, 10.1), as [`der_length_len`] counts
+/// it.
+fn write_header(out: &mut Vec<u8>, tag: u8, len: usize) -> Result<(), Error> {
+    let len = u32::try_from(len)
+        .map_err(|_| Error::Unreachable("no part of a signature container reaches 4 GiB"))?;
+    out.push(tag);
+    match u8::try_from(len) {
+        Ok(short) if short < 0x80 => out.push(short),
+        _ => {
+            let octets = len.to_be_bytes();
+            let long = octets
+                .get(len.leading_zeros() as usize / 8..)
+                .unwrap_or_default();
+            // One to four length octets: 0x81 to 0x84.
+            out.push(0x80 | long.len() as u8);
+            out.extend_from_slice(long);
+        }
+    }
     Ok(())
 }
 
-/// Writes `der`, one TLV, under `tag` instead of its own tag: IMPLICIT tagging of an
-/// encoded value.
-fn write_retagged(out: &mut Vec<u8>, tag: Tag, der: &[u8]) -> Result<(), Error> {
-    let mut reader = SliceReader::new(der).map_err(Error::Encode)?;
-    let header = Header::decode(&mut reader).map_err(Error::Encode)?;
-    let value = reader.read_slice(header.length()).map_err(Error::Encode)?;
-    write_header(out, tag, value.len())?;
-    out.extend_from_slice(value);
-    Ok(())
+/// Writes `der`, one TLV with a one-octet tag, under `tag` instead: IMPLICIT tagging of
+/// an encoded value, whose length octets and value stay as they are.
+fn write_retagged(out: &mut Vec<u8>, tag: u8, der: &[u8]) -> Result<(), Error> {
+    match der.split_first() {
+        // Tag number 31 in the first octet announces a multi-octet tag.
+        Some((&first, rest)) if first & 0x1f != 0x1f => {
+            out.push(tag);
+            out.extend_from_slice(rest);
+            Ok(())
+        }
+        _ => Err(Error::Unreachable("a SET OF has a one-octet tag")),
+    }
 }
 
 /// Unsigned attributes holding a stand-in time-stamp token whose encoding is at least
@@ -620,7 +636,9 @@ mod tests {
                     builder.sign_at(&digest, after_2050).unwrap(),
                 ];
                 let bound = builder.size_bound().unwrap();
-                builder.reserve_timestamp(3000);
+                // Room for a time-stamp token: lengths of two and of three octets.
+                let reserve = if kind.is_rsa() { 70_000 } else { 3000 };
+                builder.reserve_timestamp(reserve);
                 // The longest form of everything: the bound is reached exactly.
                 let longest_time = builder
                     .signing_time
@@ -634,7 +652,7 @@ mod tests {
                 .unwrap()
                 .to_der()
                 .unwrap();
-                let unsigned = timestamp_placeholder(3000).unwrap().to_der().unwrap();
+                let unsigned = timestamp_placeholder(reserve).unwrap().to_der().unwrap();
                 let signature = vec![0x11; algorithm.max_signature_len(key.key_algorithm())];
                 outputs.push(
                     builder

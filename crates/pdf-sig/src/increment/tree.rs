@@ -166,7 +166,11 @@ impl PageWalk {
 fn page_tree_node(node: &Object, id: ObjectId) -> Result<&Dictionary> {
     match node {
         Object::Dictionary(dict) => Ok(dict),
-        _ => Err(Error::wrong_type("a page tree node", "a dictionary", Some(id))),
+        _ => Err(Error::wrong_type(
+            "a page tree node",
+            "a dictionary",
+            Some(id),
+        )),
     }
 }
 
