@@ -7,8 +7,9 @@
 //! - PIN errors are never retried, counted at the proxy: one `C_Login` per refusal.
 //! - The façade (`Signer` from a URI whose `module-path` is the proxy) signs PDFs through
 //!   each kind of fault in turn, every output judged by the independent validators.
-//! - The session-aliasing hazard, directly on SoftHSM2 (which reuses closed session
-//!   numbers, unlike the proxy) in a child process of its own.
+//! - The session-aliasing hazard, directly on SoftHSM2 (the proxy hands out session
+//!   numbers of its own, so it could hide an aliasing bug) in a child process of its
+//!   own.
 //! - The short soak (about 25 s), in a child process of its own.
 
 use std::collections::HashSet;
@@ -821,12 +822,13 @@ fn facade_signs_pdfs_through_every_fault_and_each_output_validates() {
 // ---------------------------------------------------------------------------------------
 // The aliasing hazard, directly on SoftHSM2.
 
-/// SoftHSM2 gives a closed session's number to the next session opened. After a
-/// C_CloseAllSessions behind the pool's back, another thread of the application opens
-/// sessions and receives the pool's old numbers; each of its sessions is busy with a
-/// signature of its own. The pool must never use those sessions: the other thread's
-/// operations must all complete on intact sessions, and every signature the pooled
-/// signer returns must verify.
+/// A C_CloseAllSessions behind the pool's back, then another thread of the application
+/// opens sessions of its own, each busy with a signature of its own. In a module that
+/// reuses the numbers of closed sessions, those sessions get the pool's old numbers
+/// (SoftHSM2 2.6 does not reuse them: its handle manager only counts up; the test
+/// prints how many were reused). Either way the pool must never use them: the other
+/// thread's operations all complete on intact sessions, and the pooled signer, which
+/// met one close-all, signs every time with signatures that verify.
 #[test]
 fn recycled_session_numbers_never_reach_a_pooled_signer() {
     if !is_child("aliasing") {
@@ -924,12 +926,11 @@ fn recycled_session_numbers_never_reach_a_pooled_signer() {
         });
         signed_tx.send(()).unwrap();
         let theirs = stranger.join().unwrap();
-        for outcome in &outcomes {
-            if let Err(e) = outcome {
-                assert!(!e.contains("bad signature"), "{e}");
-                println!("the pooled signer failed (allowed, if it touched nothing): {e}");
-            }
-        }
+        let failed: Vec<&String> = outcomes.iter().filter_map(|o| o.as_ref().err()).collect();
+        assert!(
+            failed.is_empty(),
+            "one close-all behind its back, and the pooled signer failed: {failed:?}"
+        );
         theirs
     });
     let (handles, results, alive) = theirs;
