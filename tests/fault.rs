@@ -538,6 +538,50 @@ fn a_logout_at_any_call_is_never_reported_as_a_missing_key() {
     assert!(misreported.is_empty(), "{misreported:#?}");
 }
 
+/// One fault, of any code the soak injects, at any call of a key look-up (the search's
+/// three calls, reading attributes, the anchor's liveness probe): that signature may
+/// fail only if its error names the fault, and every later look-up works.
+#[test]
+fn no_single_fault_in_a_look_up_wedges_later_ones() {
+    let s = signing("look_up_faults", &TokenConfig::new());
+    let mut problems = Vec::new();
+    for function in [
+        "C_FindObjectsInit",
+        "C_FindObjects",
+        "C_FindObjectsFinal",
+        "C_GetSessionInfo",
+    ] {
+        for rv in [
+            Rv::DeviceMemory,
+            Rv::GeneralError,
+            Rv::FunctionFailed,
+            Rv::SessionHandleInvalid,
+            Rv::SessionClosed,
+        ] {
+            let code = rv.name().unwrap();
+            trigger(&s.test, Event::StaleHandles);
+            rules(&s.test, &format!("fault {function} {code} every=1 limit=1"));
+            let first = s.key.sign(&ecdsa(), &digest(&format!("{function} {code}")));
+            rules(&s.test, "");
+            if let Err(e) = &first
+                && e.rv() != Some(rv)
+            {
+                problems.push(format!("{function} {code}: failed with {e}"));
+            }
+            for n in 0..2 {
+                trigger(&s.test, Event::StaleHandles);
+                if let Err(e) = s
+                    .key
+                    .sign(&ecdsa(), &digest(&format!("{function} {code} {n}")))
+                {
+                    problems.push(format!("{function} {code}, look-up {n} afterwards: {e}"));
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
 /// Opening a pooled session fails once (GENERAL_ERROR, a code the recovery model
 /// repairs): the signature must not fail for that single fault.
 #[test]
