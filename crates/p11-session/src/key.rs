@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering, fence};
 use std::sync::{Arc, Weak};
 
-use p11_raw::{Attribute, MechanismType, ObjectHandle};
+use p11_raw::{Attribute, Function, MechanismType, ObjectHandle, Rv};
 
 use crate::error::Result;
 use crate::login::{LoginLease, Pin};
@@ -192,14 +192,44 @@ impl KeyShared {
         }
         // Private keys are found only while logged in: a login lost since (a logout
         // behind our back) is redone first, or the search would find nothing, again and
-        // again.
-        if token.relogin_locked(&mut transition)? {
-            token.metrics.repaired(Repair::Login);
-        }
-        // A re-login just now began a new epoch: the handle found belongs to it.
-        let epoch = token.login.epoch();
-        let anchor = token.anchor(&mut transition)?;
-        let found = find_objects(token, anchor, &self.relocate)?;
+        // again. A logout can also land between that login and the search: then the
+        // search finds nothing, which says the login went, not that the key did. So an
+        // empty search while logged out logs in and searches once more; logged out again,
+        // it is reported as the lost login it is, never as a missing key.
+        let mut searches = 0;
+        let (found, epoch) = loop {
+            searches += 1;
+            if token.relogin_locked(&mut transition)? {
+                token.metrics.repaired(Repair::Login);
+            }
+            // A re-login just now began a new epoch: the handle found belongs to it.
+            let epoch = token.login.epoch();
+            let found = match find_objects(token, token.anchor(&mut transition)?, &self.relocate) {
+                // The anchor was left with an operation active (a search whose end
+                // failed): `anchor` replaces an unfit anchor, so search once more on the
+                // new one.
+                Err(error) if searches == 1 && error.rv() == Some(Rv::OperationActive) => continue,
+                other => other?,
+            };
+            if !found.is_empty() {
+                break (found, epoch);
+            }
+            let logged_in = token
+                .anchor(&mut transition)?
+                .info()
+                .map_err(|error| token.pkcs11_error(error))?
+                .state
+                .user_logged_in();
+            if logged_in {
+                break (found, epoch);
+            }
+            if searches >= 2 {
+                return Err(token.pkcs11_error(p11_raw::Error::Pkcs11 {
+                    function: Function::FindObjects,
+                    rv: Rv::UserNotLoggedIn,
+                }));
+            }
+        };
         let handle = exactly_one(token, &self.query, &found)?;
         token.metrics.key_looked_up();
         self.cache.store(epoch, handle);
