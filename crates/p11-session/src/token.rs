@@ -52,9 +52,11 @@ pub struct TokenConfig {
 
 impl Default for TokenConfig {
     fn default() -> TokenConfig {
-        let cores = std::thread::available_parallelism().map_or(2, usize::from);
         TokenConfig {
-            pool_size: (2 * cores).clamp(4, 64),
+            // The token, not this machine's CPUs, is what signs: a network HSM keeps many
+            // sessions busy while our threads wait on it. The pool grows lazily, so an
+            // idle default costs nothing.
+            pool_size: DEFAULT_POOL_SIZE,
             checkout_timeout: Duration::from_secs(30),
             device_backoff_initial: Duration::from_millis(50),
             device_backoff_max: Duration::from_secs(2),
@@ -63,8 +65,11 @@ impl Default for TokenConfig {
     }
 }
 
+/// The default bound of the session pool.
+pub const DEFAULT_POOL_SIZE: usize = 16;
+
 impl TokenConfig {
-    /// The defaults: a pool of twice the CPU count (4 to 64) sessions, a 30 s wait for a
+    /// The defaults: a pool of up to 16 sessions (opened as needed), a 30 s wait for a
     /// free session, device recovery backing off from 50 ms doubling to 2 s for at most
     /// 10 s.
     pub fn new() -> TokenConfig {
