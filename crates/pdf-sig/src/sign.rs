@@ -323,9 +323,8 @@ impl<R: Read + Seek> Planned<R> {
         let mut doc = Document::open(input)?;
         let time = options.signing_time.unwrap_or_else(SystemTime::now);
         let increment = plan(&mut doc, options, time)?;
-        let trailer = doc.trailer().clone();
         let (startxref, kind, file_len) = (doc.startxref(), doc.xref_kind(), doc.file_len());
-        let mut input = doc.into_inner();
+        let (mut input, trailer) = doc.into_source_and_trailer();
         let mut last = [0u8; 1];
         input
             .seek(SeekFrom::Start(file_len.saturating_sub(1)))

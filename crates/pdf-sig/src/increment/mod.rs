@@ -71,18 +71,17 @@ pub(crate) fn plan<R: Read + Seek>(
     options: &SignOptions,
     time: SystemTime,
 ) -> Result<Increment> {
-    let trailer = doc.trailer().clone();
+    let trailer = doc.trailer();
     if trailer.has(b"Encrypt") {
         return Err(Error::Encrypted);
     }
-    let Ok(Object::Reference(root_id)) = trailer.get(b"Root") else {
+    let Ok(&Object::Reference(root_id)) = trailer.get(b"Root") else {
         return Err(Error::wrong_type(
             "the trailer's /Root",
             "an indirect reference",
             None,
         ));
     };
-    let root_id = *root_id;
     let mut catalog = doc.dictionary(root_id, "the /Root catalog")?;
     check_doc_mdp(doc, &catalog)?;
 

@@ -158,6 +158,11 @@ impl<R: Read + Seek> Document<R> {
         self.source
     }
 
+    /// Gives the source and the newest trailer back.
+    pub(crate) fn into_source_and_trailer(self) -> (R, Dictionary) {
+        (self.source, self.trailer)
+    }
+
     /// Reads object `id` (from the cache after the first time). A stream comes back
     /// with its raw (still encoded) data.
     ///
