@@ -114,7 +114,7 @@
 //!
 //! ```no_run
 //! use p11_fault::{Control, Event, Func};
-//! use p11_raw::{Module, SlotId};
+//! use p11_fault::p11_raw::{Module, SlotId};
 //!
 //! let path = p11_fault::build_proxy();
 //! let control = Control::attach(&path)?;
@@ -164,6 +164,8 @@ pub use control::{Control, ControlError, Counters, Event};
 pub use engine::{CONFIG_ENV, SPEC_ENV};
 pub use functions::Func;
 pub use locate::{BuildError, MODULE_ENV, build_proxy, try_build_proxy};
+/// The p11-raw this crate's control API speaks (its `SlotId`), for callers and examples.
+pub use p11_raw;
 pub use spec::{EventKind, SpecError};
 
 /// Checks spec text without applying it (for a tool that writes a config file).
