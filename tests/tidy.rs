@@ -2,6 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
+/// The keyword, spelled apart so this file's own patterns are not matches for greps.
+const KEYWORD: &str = concat!("un", "safe");
+
 /// The only crates allowed `unsafe`: the FFI layer and the test-only fault module.
 const UNSAFE_ALLOWED: &[&str] = &["crates/p11-raw/", "crates/p11-fault/"];
 
@@ -61,10 +64,10 @@ fn unsafe_lines(source: &str) -> Vec<usize> {
         .enumerate()
         .filter(|(_, line)| {
             let code = line.split("//").next().unwrap_or("");
-            ["unsafe {", "unsafe fn", "unsafe impl", "unsafe extern"]
+            ["{", "fn", "impl", "extern"]
                 .iter()
-                .any(|pattern| code.contains(pattern))
-                || code.trim_end().ends_with("unsafe")
+                .any(|next| code.contains(&format!("{KEYWORD} {next}")))
+                || code.trim_end().ends_with(KEYWORD)
         })
         .map(|(i, _)| i)
         .collect()
@@ -105,15 +108,17 @@ fn every_unsafe_block_has_a_safety_comment() {
         }
         let lines: Vec<&str> = source.lines().collect();
         for i in unsafe_lines(&source) {
-            // `unsafe fn` declarations carry `# Safety` docs instead; blocks and impls
+            // Function declarations marked so carry `# Safety` docs instead; blocks and impls
             // need the comment directly above (through the comment lines).
             let code = lines[i].split("//").next().unwrap_or("");
-            if code.contains("unsafe fn") || code.contains("unsafe extern \"C\" fn") {
+            if code.contains(&format!("{KEYWORD} fn"))
+                || code.contains(&format!("{KEYWORD} extern \"C\" fn"))
+            {
                 continue;
             }
             blocks += 1;
             // The comment stands above the statement the block is part of, which may
-            // start a few lines up (`let x =` on one line, `unsafe { .. }` on the next).
+            // start a few lines up (`let x =` on one line, the block on the next).
             let mut start = i;
             while start > 0 {
                 let previous = lines[start - 1].trim();
