@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
-use p11_raw::{Mechanism, MechanismType, UserType};
+use p11_raw::{Mechanism, MechanismType};
 use p11_testkit::{KeyKind, TestToken};
 
 use crate::{Result, cargo, root, run_checked, target_dir};
@@ -277,11 +277,4 @@ fn bigfile(plan: Plan) -> Result {
 /// The workspace's sample one-page PDF.
 pub(crate) fn sample_pdf() -> PathBuf {
     root().join("fixtures").join("sample.pdf")
-}
-
-/// Logs in once on `token` for the whole run, so that raw and library rounds share it.
-pub(crate) fn hold_login(token: &TestToken) -> Result<p11_raw::Session> {
-    let session = token.module.open_session(token.slot, false)?;
-    session.login(UserType::User, Some(token.user_pin.as_bytes()))?;
-    Ok(session)
 }

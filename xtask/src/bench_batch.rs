@@ -44,7 +44,7 @@ pub(crate) fn run(plan: Plan) -> Result {
     let token = builder.try_build()?;
     std::fs::write(&pin_file, &token.user_pin)?;
     // One login held for the whole run, as a service would.
-    let _login = crate::bench::hold_login(&token)?;
+    let _login = token.user_session()?;
 
     println!(
         "  {:<8} {:>2} {:>21} {:>21} {:>21} {:>21} {:>8} {:>9}",
