@@ -427,3 +427,65 @@ fn no_pin_and_no_terminal_is_a_clear_error() {
     );
     assert!(!out.all().contains(&token.user_pin));
 }
+
+/// A file whose last step fails (here the rename: with --force, an output name taken by
+/// a directory) is reported with the reason and leaves nothing behind, whether a
+/// committer thread did that step (-j 1) or the job itself (-j 64: more jobs than twice
+/// the CPUs of any machine this runs on); the other files are signed.
+#[test]
+fn a_failed_commit_leaves_no_output() {
+    let token = TestToken::builder("batch_commit_fails")
+        .key(KeyKind::P256)
+        .build();
+    let scratch = Scratch::new("batch_commit_fails");
+    let pin = pin_file(scratch.path(), &token.user_pin);
+    let inputs = scratch.join("in");
+    std::fs::create_dir_all(&inputs).unwrap();
+    for name in ["a.pdf", "b.pdf", "c.pdf"] {
+        std::fs::copy(sample_pdf(), inputs.join(name)).unwrap();
+    }
+    for jobs in ["1", "64"] {
+        let output = scratch.join(&format!("out-{jobs}"));
+        std::fs::create_dir_all(output.join("b.pdf")).unwrap();
+        std::fs::write(output.join("b.pdf/keep"), b"kept").unwrap();
+        let out = run(pdfsign()
+            .arg("batch")
+            .arg(&inputs)
+            .arg("-o")
+            .arg(&output)
+            .args(["-j", jobs, "--force", "--json"])
+            .args(["--key", &key_uri(&token, "p256", &pin)]));
+        assert_eq!(out.code, 1, "-j {jobs}: {}", out.all());
+        let json = out.json();
+        assert_eq!(json["summary"]["signed"], 2, "-j {jobs}: {}", out.all());
+        assert_eq!(json["summary"]["failed"], 1, "-j {jobs}: {}", out.all());
+        let failed = json["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["signed"] == false)
+            .unwrap();
+        assert!(
+            failed["input"].as_str().unwrap().ends_with("b.pdf"),
+            "-j {jobs}: {}",
+            out.all()
+        );
+        assert!(
+            failed["error"].as_str().unwrap().contains("renaming"),
+            "-j {jobs}: {}",
+            out.all()
+        );
+        // No temporary file is left, and the directory in the way is untouched.
+        assert_eq!(entries(&output), ["a.pdf", "b.pdf", "c.pdf"], "-j {jobs}");
+        assert_eq!(std::fs::read(output.join("b.pdf/keep")).unwrap(), b"kept");
+        for name in ["a.pdf", "c.pdf"] {
+            assert!(std::fs::read(output.join(name)).unwrap().len() > 1110);
+        }
+    }
+    for name in ["a.pdf", "b.pdf", "c.pdf"] {
+        assert_eq!(
+            std::fs::read(inputs.join(name)).unwrap(),
+            std::fs::read(sample_pdf()).unwrap()
+        );
+    }
+}

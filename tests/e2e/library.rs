@@ -154,6 +154,22 @@ fn two_phase_signing() {
         .filter(|n| n.contains("abandoned"))
         .collect();
     assert!(left.is_empty(), "{left:?}");
+
+    // Signed but not committed: no output until the commit, which another thread may do.
+    let pending_output = scratch.join("pending.pdf");
+    let pending = signer
+        .sign_file_pending(sample_pdf(), &pending_output)
+        .unwrap();
+    assert_eq!(pending.output(), pending_output);
+    assert!(
+        !pending_output.exists(),
+        "nothing appears before the commit"
+    );
+    let report = std::thread::spawn(move || pending.commit().unwrap())
+        .join()
+        .unwrap();
+    assert_eq!(report.field_name, "Signature1");
+    judge(&pending_output, &pki, scratch.path(), false);
 }
 
 /// A key restricted by CKA_ALLOWED_MECHANISMS to hash-and-sign mechanisms is signed

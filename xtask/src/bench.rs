@@ -7,7 +7,7 @@
 //! temporary file, fsync, rename) at the same thread count. The machine is shared and
 //! noisy: these are measurements, never timed tests.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
@@ -168,49 +168,6 @@ pub(crate) fn raw_rate(
     }
     drop(login);
     Ok(total as f64 / duration.as_secs_f64())
-}
-
-/// The I/O floor: `threads` threads share `inputs`; each file is read, written to a
-/// temporary file in `out`, fsynced and renamed. Files per second.
-pub(crate) fn io_rate(inputs: &[PathBuf], out: &Path, threads: usize) -> Result<f64> {
-    // Like a batch run, write into an empty directory.
-    if out.exists() {
-        std::fs::remove_dir_all(out)?;
-    }
-    std::fs::create_dir_all(out)?;
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let start = Instant::now();
-    let results: Vec<Result> = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..threads)
-            .map(|_| {
-                scope.spawn(|| -> Result {
-                    use std::io::Write;
-                    loop {
-                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some(input) = inputs.get(i) else {
-                            return Ok(());
-                        };
-                        let bytes = std::fs::read(input)?;
-                        let name = format!("io-{i}.pdf");
-                        let tmp = out.join(format!(".{name}.tmp"));
-                        let mut file = std::fs::File::create(&tmp)?;
-                        file.write_all(&bytes)?;
-                        file.sync_all()?;
-                        std::fs::rename(&tmp, out.join(name))?;
-                    }
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .map(|w| w.join().unwrap_or_else(|_| Err("worker panicked".into())))
-            .collect()
-    });
-    let elapsed = start.elapsed();
-    for result in results {
-        result?;
-    }
-    Ok(inputs.len() as f64 / elapsed.as_secs_f64())
 }
 
 /// Section `session`: the pool and state machine against raw C_Sign, run by

@@ -2,17 +2,26 @@
 //! ceiling `C = 1 / (1/raw + 1/io)` of the same run, at -j 1, 2 and 8.
 //!
 //! Per key and thread count, each round measures in turn: the raw `C_SignInit` +
-//! `C_Sign` rate (one session per thread, shared login), the bare file work (read, write
-//! a temporary file, fsync, rename), and one `pdfsign batch` run whose own summary gives
-//! files ÷ (first file opened → last rename), start-up reported apart. Medians of the
-//! rounds, spread as ± half the range.
+//! `C_Sign` rate (one session per thread, shared login), the bare file work (read each
+//! input, write a temporary file as large as a signed output, fsync, rename), and one
+//! `pdfsign batch` run whose own summary gives files ÷ (first file opened → last
+//! rename), start-up reported apart. Medians of the rounds, spread as ± half the range.
+//!
+//! The file system is part of what is measured, so every timed part starts alike: it
+//! writes into a directory of its own that did not exist before, after `sync` and a short
+//! pause, and nothing is deleted until a figure's rounds are done. Deleting a thousand
+//! files just before a timed part made ext4 spend up to half the CPU looking for free
+//! slots, and made the floor swing by a factor of two.
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use p11_testkit::{KeyKind, TestToken};
 
-use crate::bench::{Figure, Plan, io_rate, raw_rate, sample_pdf};
+use crate::bench::{Figure, Plan, raw_rate, sample_pdf};
 use crate::{Result, cargo, run_checked, target_dir};
 
 const THREADS: [usize; 3] = [1, 2, 8];
@@ -33,8 +42,8 @@ pub(crate) fn run(plan: Plan) -> Result {
     let pdfsign = target_dir().join("release").join("pdfsign");
     let dir = target_dir().join("bench").join("batch");
     let inputs = make_inputs(&dir.join("in"), plan.files)?;
-    let out = dir.join("out");
-    let io_out = dir.join("io");
+    let rounds_dir = dir.join("rounds");
+    remove_dir(&rounds_dir)?;
     let pin_file = dir.join("pin");
 
     let mut builder = TestToken::builder("bench_batch");
@@ -58,19 +67,30 @@ pub(crate) fn run(plan: Plan) -> Result {
             token.module.path().display(),
             pin_file.display()
         );
+        // A short batch first: it warms the binary and the inputs into the page cache,
+        // and its outputs give the size the floor writes.
+        let warm_up = rounds_dir.join(format!("{}-warm-up", kind.label()));
+        batch_run(&pdfsign, &inputs[..inputs.len().min(50)], &warm_up, 2, &uri)?;
+        let output_len = std::fs::metadata(warm_up.join(file_name(&inputs[0])?))?.len();
         for threads in THREADS {
             let (mut raw, mut io, mut ceiling, mut batch, mut startup) =
                 (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-            for _ in 0..plan.rounds {
+            for round in 0..plan.rounds {
+                let round_dir = rounds_dir.join(format!("{}-j{threads}-{round}", kind.label()));
+                settle();
                 let r = raw_rate(&token, kind, threads, plan.round)?;
-                let i = io_rate(&inputs, &io_out, threads)?;
-                let b = batch_run(&pdfsign, &inputs, &out, threads, &uri)?;
+                settle();
+                let i = io_rate(&inputs, &round_dir.join("io"), threads, output_len)?;
+                settle();
+                let b = batch_run(&pdfsign, &inputs, &round_dir.join("out"), threads, &uri)?;
                 raw.push(r);
                 io.push(i);
                 ceiling.push(1.0 / (1.0 / r + 1.0 / i));
                 batch.push(b.rate);
                 startup.push(b.startup);
             }
+            // Deleting is file-system work too: done between figures, never timed.
+            remove_dir(&rounds_dir)?;
             let ratios: Vec<f64> = batch.iter().zip(&ceiling).map(|(b, c)| b / c).collect();
             let ratio = Figure::of(&ratios);
             println!(
@@ -88,6 +108,68 @@ pub(crate) fn run(plan: Plan) -> Result {
     }
     println!("  targets: RSA-2048 batch/C >= 90%, P-256 batch/C >= 75% at every -j");
     Ok(())
+}
+
+/// Writes back every dirty page and waits a moment, so a timed part does not pay for
+/// the one before it.
+fn settle() {
+    // `sync` flushes every file system; if it is missing the pause still helps.
+    let _ = Command::new("sync").status();
+    std::thread::sleep(Duration::from_millis(300));
+}
+
+fn remove_dir(dir: &Path) -> Result {
+    match std::fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
+fn file_name(path: &Path) -> Result<&std::ffi::OsStr> {
+    path.file_name()
+        .ok_or_else(|| format!("{} has no file name", path.display()).into())
+}
+
+/// The I/O floor: `threads` threads share `inputs`; each input is read, a temporary file
+/// of `output_len` bytes (the size of a signed output) is written into `out` (made here,
+/// so it starts empty), fsynced and renamed. Files per second.
+fn io_rate(inputs: &[PathBuf], out: &Path, threads: usize, output_len: u64) -> Result<f64> {
+    std::fs::create_dir_all(out)?;
+    let next = AtomicUsize::new(0);
+    let start = Instant::now();
+    let results: Vec<Result> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| -> Result {
+                    let mut bytes = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(input) = inputs.get(i) else {
+                            return Ok(());
+                        };
+                        bytes.clear();
+                        bytes.extend_from_slice(&std::fs::read(input)?);
+                        bytes.resize(output_len as usize, b'\n');
+                        let name = file_name(input)?.to_string_lossy();
+                        let tmp = out.join(format!(".{name}.tmp"));
+                        let mut file = std::fs::File::create(&tmp)?;
+                        file.write_all(&bytes)?;
+                        file.sync_all()?;
+                        std::fs::rename(&tmp, out.join(&*name))?;
+                    }
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().unwrap_or_else(|_| Err("worker panicked".into())))
+            .collect()
+    });
+    let elapsed = start.elapsed();
+    for result in results {
+        result?;
+    }
+    Ok(inputs.len() as f64 / elapsed.as_secs_f64())
 }
 
 /// `files` copies of the sample PDF (made once).
@@ -113,9 +195,6 @@ fn batch_run(
     threads: usize,
     uri: &str,
 ) -> Result<BatchRun> {
-    if out.exists() {
-        std::fs::remove_dir_all(out)?;
-    }
     let output = Command::new(pdfsign)
         .args([
             "--json",

@@ -12,6 +12,8 @@
 //!
 //! - [`sign`] signs in one call; [`prepare`] and [`PreparedFile::finish`] do it in two
 //!   phases, so that a remote signer or a queue can sit between them;
+//!   [`PreparedFile::embed`] and [`PendingFile::commit`] split the last step, so that
+//!   the fsync can happen on another thread while the next file is signed;
 //!   [`prepare_stream`] does the same over any `Read + Seek` input and `Write + Seek`
 //!   output.
 //! - [`SignOptions`] (built with [`SignOptionsBuilder`]) says what the signature looks
@@ -66,7 +68,8 @@ pub use error::{Error, ObjectId, Result};
 pub use layout::ByteRange;
 pub use options::{Rect, SignOptions, SignOptionsBuilder, SubFilter};
 pub use sign::{
-    PreparedFile, PreparedSignature, PreparedStream, SignReport, prepare, prepare_stream, sign,
+    PendingFile, PreparedFile, PreparedSignature, PreparedStream, SignReport, prepare,
+    prepare_stream, sign,
 };
 
 /// The digest algorithm over the signed byte ranges. It must be the one the

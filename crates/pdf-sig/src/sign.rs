@@ -155,16 +155,60 @@ impl PreparedFile {
     ///
     /// [`Error::ContainerTooLarge`] when `container` does not fit the placeholder, and
     /// I/O errors. On error the temporary file is removed and the target untouched.
-    pub fn finish(mut self, container: &[u8]) -> Result<SignReport> {
+    pub fn finish(self, container: &[u8]) -> Result<SignReport> {
+        self.embed(container)?.commit()
+    }
+
+    /// Writes `container` (DER) into `/Contents` of the temporary file and stops short
+    /// of making it durable: [`PendingFile::commit`] fsyncs and renames it, perhaps on
+    /// another thread, so that signing the next file need not wait for the disk.
+    ///
+    /// # Errors
+    ///
+    /// As [`PreparedFile::finish`]; on error the temporary file is removed.
+    pub fn embed(mut self, container: &[u8]) -> Result<PendingFile> {
         let file = &mut self.temp.file;
         file.seek(SeekFrom::Start(self.prepared.contents_offset + 1))
             .map_err(Error::io("writing the signature container"))?;
         self.prepared.write_contents(file, container)?;
-        file.sync_all().map_err(Error::io("syncing the output"))?;
+        Ok(PendingFile {
+            temp: self.temp,
+            target: self.target,
+            report: self.prepared.report(),
+        })
+    }
+}
+
+/// A signed file, complete in its temporary file beside the target but neither synced
+/// nor in place: [`PendingFile::commit`] does both. Dropping it uncommitted removes the
+/// temporary file, so the target never appears.
+#[derive(Debug)]
+pub struct PendingFile {
+    temp: TempFile,
+    target: PathBuf,
+    report: SignReport,
+}
+
+impl PendingFile {
+    /// Where [`PendingFile::commit`] puts the file.
+    pub fn target(&self) -> &Path {
+        &self.target
+    }
+
+    /// Fsyncs the temporary file and renames it to the target.
+    ///
+    /// # Errors
+    ///
+    /// I/O errors; the temporary file is then removed and the target untouched.
+    pub fn commit(mut self) -> Result<SignReport> {
+        self.temp
+            .file
+            .sync_all()
+            .map_err(Error::io("syncing the output"))?;
         fs::rename(&self.temp.path, &self.target)
             .map_err(Error::io("renaming the temporary file to the output"))?;
         self.temp.renamed = true;
-        Ok(self.prepared.report())
+        Ok(self.report)
     }
 }
 

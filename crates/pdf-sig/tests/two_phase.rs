@@ -75,6 +75,35 @@ fn dropping_an_unfinished_signature_removes_its_file() {
     assert_eq!(listing(&dir), Vec::<String>::new());
 }
 
+/// `embed` writes the container but not the target: the commit (here on another thread)
+/// fsyncs and renames; a pending file dropped uncommitted leaves nothing.
+#[test]
+fn embed_then_commit_elsewhere() {
+    let dir = scratch("embed_then_commit_elsewhere");
+    let container = CmsContainer::p256();
+    let spec = ContainerSpec::of(&container);
+    let sign_pending = |name: &str| {
+        let prepared =
+            prepare(fixture("lopdf-table.pdf"), dir.join(name), &options(), spec).unwrap();
+        let der = container.sign_digest(prepared.digest()).unwrap();
+        prepared.embed(&der).unwrap()
+    };
+    let kept = sign_pending("kept.pdf");
+    let dropped = sign_pending("dropped.pdf");
+    assert_eq!(kept.target(), dir.join("kept.pdf"));
+    // Two temporary files, no target yet.
+    let names = listing(&dir);
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(names.iter().all(|n| n.ends_with(".tmp")), "{names:?}");
+    drop(dropped);
+    let report = std::thread::spawn(move || kept.commit().unwrap())
+        .join()
+        .unwrap();
+    assert_eq!(report.field_name, "Signature1");
+    assert_eq!(listing(&dir), vec!["kept.pdf".to_owned()]);
+    validate(&dir.join("kept.pdf"), 1, PyHanko::Skip);
+}
+
 #[test]
 fn container_larger_than_the_placeholder() {
     let dir = scratch("container_larger_than_the_placeholder");

@@ -62,7 +62,7 @@ pub use crate::glue::Pkcs11Key;
 pub use crate::inventory::{Inventory, ObjectEntry, SlotEntry, TokenEntry, inventory};
 pub use crate::options::{Digest, Rect, SignOptions, SignOptionsBuilder, SubFilter};
 pub use crate::pin::{Pin, PinError};
-pub use crate::signer::{PreparedFile, SignReport, Signer};
+pub use crate::signer::{PendingFile, PreparedFile, SignReport, Signer};
 pub use crate::software::{SoftwareKey, read_certificates};
 pub use crate::uri::{ObjectType, Pkcs11Uri, UriError, redact_pin};
 pub use crate::verify::{Coverage, SignatureReport, VerifyReport, load_trust_roots, verify_file};

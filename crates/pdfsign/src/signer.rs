@@ -171,6 +171,23 @@ impl Signer {
         self.finish_file(prepared)
     }
 
+    /// Signs like [`Signer::sign_file`] up to the last step: the signed file is complete
+    /// in a temporary file beside `output`, and [`PendingFile::commit`] fsyncs and renames
+    /// it. Committing on another thread lets this one sign the next file while the disk
+    /// works; that is how `pdfsign batch` keeps the token busy.
+    ///
+    /// # Errors
+    /// As [`Signer::sign_file`]; no output appears until the commit succeeds.
+    pub fn sign_file_pending(
+        &self,
+        input: impl AsRef<Path>,
+        output: impl AsRef<Path>,
+    ) -> Result<PendingFile> {
+        let prepared = self.prepare_file(input, output)?;
+        let container = self.container(prepared.digest(), prepared.time)?;
+        prepared.embed_container(&container)
+    }
+
     /// Signs a PDF held in memory and returns the signed PDF.
     ///
     /// # Errors
@@ -281,12 +298,48 @@ impl PreparedFile {
     /// # Errors
     /// [`Error::Pdf`](crate::Error::Pdf): the container does not fit, or an I/O failure. No output appears.
     pub fn finish_with_container(self, container: &[u8]) -> Result<SignReport> {
-        let time = self.time;
-        let report = self.file.finish(container)?;
+        self.embed_container(container)?.commit()
+    }
+
+    /// Embeds `container` like [`PreparedFile::finish_with_container`] but stops before
+    /// the fsync and rename, which [`PendingFile::commit`] does.
+    ///
+    /// # Errors
+    /// [`Error::Pdf`](crate::Error::Pdf): the container does not fit, or an I/O failure. No output appears.
+    pub fn embed_container(self, container: &[u8]) -> Result<PendingFile> {
+        Ok(PendingFile {
+            file: self.file.embed(container)?,
+            time: self.time,
+        })
+    }
+}
+
+/// A signed file complete in its temporary file, waiting to be made durable and put in
+/// place by [`PendingFile::commit`]. Dropping it removes the temporary file: the output
+/// never appears.
+#[derive(Debug)]
+pub struct PendingFile {
+    file: pdf_sig::PendingFile,
+    time: SystemTime,
+}
+
+impl PendingFile {
+    /// The output path the file goes to.
+    pub fn output(&self) -> &Path {
+        self.file.target()
+    }
+
+    /// Fsyncs the file and renames it to the output.
+    ///
+    /// # Errors
+    /// [`Error::Pdf`](crate::Error::Pdf) for an I/O failure; the temporary file is removed
+    /// and no output appears.
+    pub fn commit(self) -> Result<SignReport> {
+        let report = self.file.commit()?;
         Ok(SignReport {
             field_name: report.field_name,
             byte_range: report.byte_range.values(),
-            signing_time: time,
+            signing_time: self.time,
             warnings: report.warnings.iter().map(ToString::to_string).collect(),
         })
     }

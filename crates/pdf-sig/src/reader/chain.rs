@@ -11,6 +11,9 @@ use super::{Document, XrefEntry, XrefKind, filter, lexer, read_exact_at};
 use crate::error::{Error, Result};
 use crate::limits::MAX_XREF_ENTRIES;
 
+/// The largest buffer a cross-reference table is read through.
+const TABLE_BUFFER: usize = 64 * 1024;
+
 impl<R: Read + Seek> Document<R> {
     pub(super) fn read_xref_chain(&mut self) -> Result<()> {
         let mut visited = HashSet::new();
@@ -72,10 +75,12 @@ impl<R: Read + Seek> Document<R> {
             self.source
                 .seek(SeekFrom::Start(offset))
                 .map_err(Error::io("reading the input"))?;
-            let mut input = BufReader::with_capacity(
-                64 * 1024,
-                (&mut self.source).take(self.file_len - offset),
-            );
+            // A table is read through a buffer no larger than what is left of the file:
+            // a one-page PDF should not allocate (and the allocator consolidate) 64 KiB.
+            let left = self.file_len - offset;
+            let capacity =
+                usize::try_from(left).map_or(TABLE_BUFFER, |left| left.min(TABLE_BUFFER));
+            let mut input = BufReader::with_capacity(capacity, (&mut self.source).take(left));
             let (table, trailer_at) = xref::parse_table(&mut input, offset, budget)?;
             drop(input);
             let trailer = match self.parse_at(trailer_at, |parser| parser.object())? {

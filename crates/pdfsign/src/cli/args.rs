@@ -284,7 +284,9 @@ pub(crate) struct BatchArgs {
     /// How many files to sign at once [default: the number of CPUs].
     ///
     /// The worker threads share one login and one pool of token sessions; a token signs
-    /// in parallel up to its session limit.
+    /// in parallel up to its session limit. With fewer jobs than twice the CPUs, each
+    /// job hands its finished file to a thread of its own that waits for the disk
+    /// (fsync, rename), so the job signs the next file meanwhile.
     #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub(crate) jobs: Option<u32>,
 
