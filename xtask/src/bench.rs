@@ -44,17 +44,22 @@ impl Plan {
                         files: 200,
                     }
                 }
-                "session" | "bigfile" | "batch" => sections.push(arg.clone()),
+                "session" | "bytes" | "bigfile" | "batch" => sections.push(arg.clone()),
                 other => {
                     return Err(format!(
-                        "bench takes --quick and section names (session, bigfile, batch), not {other:?}"
+                        "bench takes --quick and section names (session, bytes, bigfile, batch), not {other:?}"
                     )
                     .into());
                 }
             }
         }
         if sections.is_empty() {
-            sections = vec!["session".into(), "bigfile".into(), "batch".into()];
+            sections = vec![
+                "session".into(),
+                "bytes".into(),
+                "bigfile".into(),
+                "batch".into(),
+            ];
         }
         Ok((plan, sections))
     }
@@ -65,6 +70,7 @@ pub(crate) fn run(args: &[String]) -> Result {
     for section in sections {
         match section.as_str() {
             "session" => session(plan)?,
+            "bytes" => bytes(plan)?,
             "bigfile" => bigfile(plan)?,
             "batch" => crate::bench_batch::run(plan)?,
             _ => unreachable!("checked in Plan::from_args"),
@@ -188,6 +194,29 @@ fn session(plan: Plan) -> Result {
             ])
             .args(["--rounds", &plan.rounds.to_string()])
             .args(["--seconds", &format!("{:.1}", plan.round.as_secs_f64())]),
+    )
+}
+
+/// Section `bytes`: `Signer::sign_bytes` in memory against raw C_Sign for RSA-2048 and
+/// P-256 at 1, 2 and 8 threads, run by pdfsign's throughput example (rounds of
+/// one-second slices, alternating).
+fn bytes(plan: Plan) -> Result {
+    println!("== bytes: Signer::sign_bytes in memory vs raw C_SignInit + C_Sign (pdfsign)");
+    run_checked(
+        cargo()
+            .args([
+                "run",
+                "--quiet",
+                "--release",
+                "-p",
+                "pdfsign",
+                "--example",
+                "throughput",
+                "--",
+            ])
+            .args(["--rounds", &plan.rounds.to_string()])
+            .args(["--seconds", &plan.round.as_secs().max(1).to_string()])
+            .args(["rsa2048", "p256"]),
     )
 }
 

@@ -38,12 +38,14 @@ TASKS:
         Run every test of the workspace on fresh SoftHSM2 tokens (the test token
         directory target/softhsm-test/ is wiped first), with the validators of
         target/venv on PATH.
-    bench [--quick] [session] [bigfile] [batch]
+    bench [--quick] [session] [bytes] [bigfile] [batch]
         Measure throughput as DESIGN.md's 'Measuring' says, each figure the median of
         interleaved rounds with its spread: session (SigningKey::sign vs raw C_Sign at
-        1, 2, 8 threads), bigfile (a 100 MB PDF vs cp + openssl dgst + sync, peak RSS),
-        batch (pdfsign batch vs C = 1/(1/raw + 1/io) at -j 1, 2, 8). All sections by
-        default; --quick runs short rounds whose figures are only indicative.
+        1, 2, 8 threads), bytes (Signer::sign_bytes in memory vs raw C_Sign, RSA-2048
+        and P-256 at 1, 2, 8 threads), bigfile (a 100 MB PDF vs cp + openssl dgst +
+        sync, peak RSS), batch (pdfsign batch vs C = 1/(1/raw + 1/io) at -j 1, 2, 8).
+        All sections by default; --quick runs short rounds whose figures are only
+        indicative.
     soak [--minutes N] [--latency | --no-latency] [--faults all|sign] [--threads N]
         The fault soak (issue 8), built in release: 8 threads (--threads) sign PDFs through
         the fault proxy for N minutes (default 10) while about 1% of the calls fail

@@ -1,18 +1,20 @@
-//! Signs `fixtures/sample.pdf` in memory from several threads through one shared
-//! [`Signer`] on a fresh SoftHSM2 token, checks an output with [`pdfsign::verify_file`],
-//! and compares the rate with raw `C_SignInit` + `C_Sign` on the same key at the same
-//! thread count (one session per thread), in interleaved rounds.
+//! `Signer::sign_bytes` in memory against raw `C_SignInit` + `C_Sign` on the same key at
+//! the same thread count (one session per thread), as DESIGN.md's "Measuring" says:
+//! each figure the median of interleaved rounds, spread as ± half the range. Within a
+//! round the two alternate in one-second slices, so that the machine's drift falls on
+//! both alike; the ratio is taken per round.
 //!
 //! ```text
-//! cargo run --release -p pdfsign --example throughput -- [p256|rsa2048|...] [THREADS] [SECONDS]
+//! cargo run --release -p pdfsign --example throughput -- \
+//!     [--rounds N] [--seconds S] [--threads 1,2,8] [rsa2048|rsa3072|p256|p384|p521]...
 //! ```
 //!
-//! It makes its own token with the test kit (cargo sets `SOFTHSM2_CONF` to the test
-//! configuration), so it needs only SoftHSM2. Not a benchmark to quote: `cargo xtask
-//! bench` measures properly.
+//! `cargo xtask bench bytes` runs it for RSA-2048 and P-256. It makes its own token with
+//! the test kit (cargo sets `SOFTHSM2_CONF` to the test configuration), so it needs only
+//! SoftHSM2, and checks one output with [`pdfsign::verify_file`] before measuring.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Barrier;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use p11_raw::{Attribute, Mechanism, MechanismType, ObjectClass};
@@ -20,133 +22,284 @@ use p11_testkit::{KeyKind, TestToken};
 use pdfsign::{Pin, Pkcs11Uri, SignOptions, Signer};
 use sha2::{Digest as _, Sha256};
 
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 /// SHA-256 DigestInfo prefix (RFC 8017 section 9.2, note 1).
 const SHA256_PREFIX: [u8; 19] = [
     0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05,
     0x00, 0x04, 0x20,
 ];
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let kind = match args.first().map(String::as_str).unwrap_or("p256") {
-        "rsa2048" => KeyKind::Rsa2048,
-        "rsa3072" => KeyKind::Rsa3072,
-        "p256" => KeyKind::P256,
-        "p384" => KeyKind::P384,
-        "p521" => KeyKind::P521,
-        other => return Err(format!("unknown key type {other}").into()),
+/// What to measure.
+struct Plan {
+    rounds: usize,
+    /// Seconds per round and side, in one-second slices.
+    seconds: u32,
+    threads: Vec<usize>,
+    kinds: Vec<KeyKind>,
+}
+
+fn parse_args() -> Result<Plan, BoxError> {
+    let mut plan = Plan {
+        rounds: 5,
+        seconds: 5,
+        threads: vec![1, 2, 8],
+        kinds: Vec::new(),
     };
-    let threads: usize = args.get(1).map_or(Ok(2), |t| t.parse())?;
-    let seconds: f64 = args.get(2).map_or(Ok(2.0), |s| s.parse())?;
-    let round = Duration::from_secs_f64(seconds);
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().ok_or(format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--rounds" => plan.rounds = value()?.parse()?,
+            "--seconds" => plan.seconds = value()?.parse()?,
+            "--threads" => {
+                plan.threads = value()?
+                    .split(',')
+                    .map(str::parse)
+                    .collect::<Result<_, _>>()?
+            }
+            "rsa2048" => plan.kinds.push(KeyKind::Rsa2048),
+            "rsa3072" => plan.kinds.push(KeyKind::Rsa3072),
+            "p256" => plan.kinds.push(KeyKind::P256),
+            "p384" => plan.kinds.push(KeyKind::P384),
+            "p521" => plan.kinds.push(KeyKind::P521),
+            other => return Err(format!("unknown argument {other:?}").into()),
+        }
+    }
+    if plan.kinds.is_empty() {
+        plan.kinds = vec![KeyKind::Rsa2048, KeyKind::P256];
+    }
+    if plan.rounds == 0 || plan.seconds == 0 || plan.threads.contains(&0) {
+        return Err("rounds, seconds and thread counts must be at least 1".into());
+    }
+    Ok(plan)
+}
 
-    let token = TestToken::builder("throughput-example").key(kind).build();
-    let mut uri = Pkcs11Uri::new();
-    uri.set_token(&token.label)
-        .set_object(kind.label())
-        .set_module_path(&token.module.path().display().to_string());
-    let signer = Signer::from_uri(
-        &uri,
-        Some(Pin::new(&token.user_pin)),
-        &SignOptions::default(),
-    )?;
-
+fn main() -> Result<(), BoxError> {
+    let plan = parse_args()?;
+    let mut builder = TestToken::builder("throughput-example");
+    for &kind in &plan.kinds {
+        builder = builder.key(kind);
+    }
+    let token = builder.try_build()?;
     let pdf = std::fs::read(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../fixtures/sample.pdf"
     ))?;
-    let signed = signer.sign_bytes(&pdf)?;
-    let path = std::env::temp_dir().join(format!("pdfsign-throughput-{}.pdf", std::process::id()));
-    std::fs::write(&path, &signed)?;
-    let report = pdfsign::verify_file(&path, &[])?;
-    std::fs::remove_file(&path)?;
-    assert!(
-        report.signatures.len() == 1 && report.signatures[0].integrity,
-        "{report:?}"
-    );
-
-    let mut raw_rates = Vec::new();
-    let mut signer_rates = Vec::new();
-    for _ in 0..3 {
-        raw_rates.push(rate(threads, round, |_| raw_signer(&token, kind))?);
-        signer_rates.push(rate(threads, round, |_| {
-            let signer = signer.clone();
-            let pdf = pdf.clone();
-            Ok(Box::new(move || {
-                signer.sign_bytes(&pdf).map(drop).map_err(Into::into)
-            }))
-        })?);
-    }
-    let (raw, ours) = (median(&mut raw_rates), median(&mut signer_rates));
     println!(
-        "{kind}, {threads} thread(s): raw C_Sign {raw:.0}/s, Signer::sign_bytes {ours:.0}/s ({:.0}% of raw)",
-        100.0 * ours / raw
+        "  {:<8} {:>2} {:>21} {:>21} {:>14}",
+        "key", "-j", "raw sig/s", "sign_bytes sig/s", "sign_bytes/raw"
     );
-    println!("  rounds: raw {raw_rates:.0?}, signer {signer_rates:.0?}");
+    for &kind in &plan.kinds {
+        let signer = open_signer(&token, kind)?;
+        check_output(&signer, &pdf)?;
+        for &threads in &plan.threads {
+            let (mut raw, mut ours, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+            for _ in 0..plan.rounds {
+                let (r, s) = round(&token, kind, &signer, &pdf, threads, plan.seconds)?;
+                raw.push(r);
+                ours.push(s);
+                ratios.push(s / r);
+            }
+            let ratio = Figure::of(&ratios);
+            println!(
+                "  {:<8} {:>2} {} {} {:>7.1}% (±{:.1})",
+                kind.label(),
+                threads,
+                Figure::of(&raw),
+                Figure::of(&ours),
+                100.0 * ratio.median,
+                50.0 * (ratio.max - ratio.min),
+            );
+        }
+    }
+    println!("  targets: sign_bytes/raw >= 95% (RSA-2048), >= 60% (P-256)");
     Ok(())
 }
 
-type Work = Box<dyn FnMut() -> Result<(), Box<dyn std::error::Error + Send + Sync>> + Send>;
+fn open_signer(token: &TestToken, kind: KeyKind) -> Result<Signer, BoxError> {
+    let mut uri = Pkcs11Uri::new();
+    uri.set_token(&token.label)
+        .set_object(kind.label())
+        .set_module_path(&token.module.path().display().to_string());
+    Ok(Signer::from_uri(
+        &uri,
+        Some(Pin::new(&token.user_pin)),
+        &SignOptions::default(),
+    )?)
+}
 
-/// A closure signing one digest with `C_SignInit` + `C_Sign` on its own session (the
-/// token is logged in: the signer's lease keeps it so).
-fn raw_signer(
+/// What is measured must be a valid signature.
+fn check_output(signer: &Signer, pdf: &[u8]) -> Result<(), BoxError> {
+    let signed = signer.sign_bytes(pdf)?;
+    let path = std::env::temp_dir().join(format!("pdfsign-throughput-{}.pdf", std::process::id()));
+    std::fs::write(&path, &signed)?;
+    let report = pdfsign::verify_file(&path, &[]);
+    std::fs::remove_file(&path)?;
+    let report = report?;
+    if report.signatures.len() != 1 || !report.signatures[0].integrity {
+        return Err(format!("the signed sample does not verify: {report:?}").into());
+    }
+    Ok(())
+}
+
+/// One round: `seconds` one-second slices of raw signing, each followed by one of
+/// `sign_bytes`. The rates (raw, ours) over the round.
+fn round(
     token: &TestToken,
     kind: KeyKind,
-) -> Result<Work, Box<dyn std::error::Error + Send + Sync>> {
-    let mut session = token.module.open_session(token.slot, false)?;
-    let key = session.find_objects(&[
-        Attribute::Class(ObjectClass::PRIVATE_KEY),
-        Attribute::Label(kind.label().as_bytes().to_vec()),
-    ])?[0];
-    let digest = Sha256::digest(b"raw");
-    let (mechanism, data) = if kind.is_rsa() {
-        (
-            MechanismType::RSA_PKCS,
-            [&SHA256_PREFIX[..], &digest].concat(),
-        )
-    } else {
-        (MechanismType::ECDSA, digest.to_vec())
-    };
-    let len = kind.signature_len();
-    Ok(Box::new(move || {
-        session
-            .sign_init(&Mechanism::new(mechanism), key)?
-            .sign(&data, len)?;
-        Ok(())
-    }))
-}
-
-/// Operations per second of `threads` threads each running its work for `round`.
-fn rate(
+    signer: &Signer,
+    pdf: &[u8],
     threads: usize,
-    round: Duration,
-    make: impl Fn(usize) -> Result<Work, Box<dyn std::error::Error + Send + Sync>> + Sync,
-) -> Result<f64, Box<dyn std::error::Error>> {
-    let count = Arc::new(AtomicU64::new(0));
-    let stop = Arc::new(AtomicBool::new(false));
-    let works: Vec<Work> = (0..threads)
-        .map(&make)
-        .collect::<Result<_, _>>()
-        .map_err(|e| e.to_string())?;
-    let started = Instant::now();
-    std::thread::scope(|scope| {
-        for mut work in works {
-            let (count, stop) = (Arc::clone(&count), Arc::clone(&stop));
-            scope.spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    work().expect("signing failed");
-                    count.fetch_add(1, Ordering::Relaxed);
-                }
-            });
-        }
-        std::thread::sleep(round);
-        stop.store(true, Ordering::Relaxed);
-    });
-    Ok(count.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64())
+    seconds: u32,
+) -> Result<(f64, f64), BoxError> {
+    let mut sessions = (0..threads)
+        .map(|_| RawSigner::open(token, kind))
+        .collect::<Result<Vec<_>, _>>()?;
+    let (mut raw, mut ours) = (Counted::default(), Counted::default());
+    for _ in 0..seconds {
+        raw.add(slice(&mut sessions, |raw| raw.sign())?);
+        let mut signers = vec![(signer, pdf); threads];
+        ours.add(slice(&mut signers, |(signer, pdf)| {
+            signer.sign_bytes(pdf).map(drop).map_err(Into::into)
+        })?);
+    }
+    Ok((raw.rate(), ours.rate()))
 }
 
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
+/// Operations and time.
+#[derive(Default)]
+struct Counted {
+    operations: u64,
+    elapsed: Duration,
+}
+
+impl Counted {
+    fn add(&mut self, (operations, elapsed): (u64, Duration)) {
+        self.operations += operations;
+        self.elapsed += elapsed;
+    }
+
+    fn rate(&self) -> f64 {
+        self.operations as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+/// One second of every worker running `work` in a loop on a thread of its own: the
+/// operations done, and the time from the common start until the last one stopped.
+fn slice<T: Send>(
+    workers: &mut [T],
+    work: impl Fn(&mut T) -> Result<(), BoxError> + Sync,
+) -> Result<(u64, Duration), BoxError> {
+    let barrier = Barrier::new(workers.len() + 1);
+    let stop = AtomicBool::new(false);
+    let (counts, elapsed) = std::thread::scope(|scope| {
+        let handles: Vec<_> = workers
+            .iter_mut()
+            .map(|worker| {
+                let (barrier, stop, work) = (&barrier, &stop, &work);
+                scope.spawn(move || -> Result<u64, BoxError> {
+                    barrier.wait();
+                    let mut n = 0;
+                    while !stop.load(Ordering::Relaxed) {
+                        work(worker)?;
+                        n += 1;
+                    }
+                    Ok(n)
+                })
+            })
+            .collect();
+        barrier.wait();
+        let start = Instant::now();
+        std::thread::sleep(Duration::from_secs(1));
+        stop.store(true, Ordering::Relaxed);
+        let counts: Vec<_> = handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err("a worker panicked".into())))
+            .collect();
+        (counts, start.elapsed())
+    });
+    let mut total = 0;
+    for count in counts {
+        total += count?;
+    }
+    Ok((total, elapsed))
+}
+
+/// `C_SignInit` + `C_Sign` over a fixed digest on a session of its own (the token is
+/// logged in: the signer's lease keeps it so).
+struct RawSigner {
+    session: p11_raw::Session,
+    key: p11_raw::ObjectHandle,
+    mechanism: Mechanism,
+    data: Vec<u8>,
+    len: usize,
+}
+
+impl RawSigner {
+    fn open(token: &TestToken, kind: KeyKind) -> Result<RawSigner, BoxError> {
+        let session = token.module.open_session(token.slot, false)?;
+        let key = *session
+            .find_objects(&[
+                Attribute::Class(ObjectClass::PRIVATE_KEY),
+                Attribute::Label(kind.label().as_bytes().to_vec()),
+            ])?
+            .first()
+            .ok_or("the key is not on the token")?;
+        let digest = Sha256::digest(b"raw");
+        let (mechanism, data) = if kind.is_rsa() {
+            (
+                MechanismType::RSA_PKCS,
+                [&SHA256_PREFIX[..], &digest].concat(),
+            )
+        } else {
+            (MechanismType::ECDSA, digest.to_vec())
+        };
+        Ok(RawSigner {
+            session,
+            key,
+            mechanism: Mechanism::new(mechanism),
+            data,
+            len: kind.signature_len(),
+        })
+    }
+
+    fn sign(&mut self) -> Result<(), BoxError> {
+        self.session
+            .sign_init(&self.mechanism, self.key)?
+            .sign(&self.data, self.len)?;
+        Ok(())
+    }
+}
+
+/// Median and range of a set of samples.
+struct Figure {
+    median: f64,
+    min: f64,
+    max: f64,
+}
+
+impl Figure {
+    fn of(samples: &[f64]) -> Figure {
+        let mut sorted = samples.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        let n = sorted.len();
+        let median = if n % 2 == 1 {
+            sorted[n / 2]
+        } else {
+            (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+        };
+        Figure {
+            median,
+            min: sorted[0],
+            max: sorted[n - 1],
+        }
+    }
+}
+
+impl std::fmt::Display for Figure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let spread = 50.0 * (self.max - self.min) / self.median;
+        write!(f, "{:>9.1} (±{spread:.0}%)", self.median)
+    }
 }
