@@ -4,6 +4,7 @@
 //! laid out before a byte is hashed, `/ByteRange` is final before hashing; afterwards
 //! only the `/Contents` hex digits change.
 
+use crate::dict::Entry as _;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::ops::Range;
@@ -195,7 +196,7 @@ fn new_trailer(base: &Base<'_>, new_id: [u8; 16]) -> Dictionary {
         }
     }
     let new_id = Object::String(new_id.to_vec(), StringFormat::Hexadecimal);
-    let first = match base.trailer.get(b"ID") {
+    let first = match base.trailer.at(b"ID") {
         Ok(Object::Array(ids)) => match ids.first() {
             Some(first @ Object::String(..)) => first.clone(),
             _ => new_id.clone(),
@@ -208,7 +209,7 @@ fn new_trailer(base: &Base<'_>, new_id: [u8; 16]) -> Dictionary {
 }
 
 fn old_size(base: &Base<'_>) -> u64 {
-    match base.trailer.get(b"Size") {
+    match base.trailer.at(b"Size") {
         Ok(Object::Integer(size)) => (*size).max(0) as u64,
         _ => 0,
     }

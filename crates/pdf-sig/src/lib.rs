@@ -55,6 +55,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod dict;
 mod error;
 mod increment;
 mod layout;

@@ -3,6 +3,7 @@
 //! `/Contents` placeholder. Files go through a temporary file beside the target that is
 //! fsynced and renamed; the input is never opened for writing.
 
+use crate::dict::Entry as _;
 use std::fs::{self, File, OpenOptions};
 use std::io::{Cursor, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -27,10 +28,6 @@ const COPY_BUFFER: usize = 1024 * 1024;
 /// rather than through a seek and a read per object: no more memory than the copy
 /// buffer takes for larger files.
 const READ_WHOLE: u64 = COPY_BUFFER as u64;
-
-/// The buffer `/Contents` hex digits are written through: a container of up to 4 KiB
-/// (an RSA-4096 signature with a two-certificate chain) in one write.
-const HEX_BUFFER: usize = 8 * 1024;
 
 /// What [`prepare`] found and computed: the digest to sign and where it came from.
 #[derive(Debug, Clone)]
@@ -94,22 +91,16 @@ impl PreparedSignature {
             });
         }
         const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
-        // Through a buffer on the stack that holds a usual container whole: one write,
-        // no allocation.
-        let mut hex = [0u8; HEX_BUFFER];
-        for piece in container.chunks(HEX_BUFFER / 2) {
-            let digits = hex
-                .get_mut(..2 * piece.len())
-                .ok_or(Error::Unreachable("a piece is half the buffer at most"))?;
-            for (pair, &byte) in digits.chunks_exact_mut(2).zip(piece) {
-                if let [high, low] = pair {
-                    *high = DIGITS[usize::from(byte >> 4)];
-                    *low = DIGITS[usize::from(byte & 0x0F)];
-                }
+        // Built whole, then one write: a file gets one system call.
+        let mut hex = vec![0u8; 2 * container.len()];
+        for (pair, &byte) in hex.chunks_exact_mut(2).zip(container) {
+            if let [high, low] = pair {
+                *high = DIGITS[usize::from(byte >> 4)];
+                *low = DIGITS[usize::from(byte & 0x0F)];
             }
-            out.write_all(digits)
-                .map_err(Error::io("writing the signature container"))?;
         }
+        out.write_all(&hex)
+            .map_err(Error::io("writing the signature container"))?;
         Ok(())
     }
 }
@@ -462,7 +453,7 @@ fn new_document_id(
     field: &str,
 ) -> [u8; 16] {
     let mut hasher = sha2::Sha256::new();
-    if let Ok(lopdf::Object::Array(ids)) = trailer.get(b"ID")
+    if let Ok(lopdf::Object::Array(ids)) = trailer.at(b"ID")
         && let Some(lopdf::Object::String(first, _)) = ids.first()
     {
         hasher.update(first);

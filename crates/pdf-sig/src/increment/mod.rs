@@ -7,6 +7,7 @@
 mod appearance;
 mod tree;
 
+use crate::dict::Entry as _;
 use std::collections::BTreeMap;
 use std::io::{Read, Seek};
 use std::time::SystemTime;
@@ -75,7 +76,7 @@ pub(crate) fn plan<R: Read + Seek>(
     if trailer.has(b"Encrypt") {
         return Err(Error::Encrypted);
     }
-    let Ok(&Object::Reference(root_id)) = trailer.get(b"Root") else {
+    let Ok(&Object::Reference(root_id)) = trailer.at(b"Root") else {
         return Err(Error::wrong_type(
             "the trailer's /Root",
             "an indirect reference",
@@ -85,7 +86,7 @@ pub(crate) fn plan<R: Read + Seek>(
     let mut catalog = doc.dictionary(root_id, "the /Root catalog")?;
     check_doc_mdp(doc, &catalog)?;
 
-    let (home, mut form) = match catalog.get(b"AcroForm") {
+    let (home, mut form) = match catalog.at(b"AcroForm") {
         Err(_) | Ok(Object::Null) => (FormHome::Missing, Dictionary::new()),
         Ok(Object::Reference(id)) => (
             FormHome::Indirect(*id),
@@ -100,7 +101,7 @@ pub(crate) fn plan<R: Read + Seek>(
             ));
         }
     };
-    let (fields_id, mut field_roots) = match form.get(b"Fields") {
+    let (fields_id, mut field_roots) = match form.at(b"Fields") {
         Err(_) | Ok(Object::Null) => (None, Vec::new()),
         Ok(Object::Reference(id)) => match doc.object(*id)? {
             Object::Array(items) => (Some(*id), items),
@@ -132,7 +133,7 @@ pub(crate) fn plan<R: Read + Seek>(
     let target = match existing {
         Some(field) => {
             check_fillable(doc, &fields, field)?;
-            let rotate = match field.dict.get(b"P") {
+            let rotate = match field.dict.at(b"P") {
                 Ok(Object::Reference(page)) => tree::page_rotation(doc, *page)?,
                 _ => 0,
             };
@@ -150,7 +151,7 @@ pub(crate) fn plan<R: Read + Seek>(
             };
             let page = tree::find_page(
                 doc,
-                catalog.get(b"Pages").unwrap_or(&Object::Null),
+                catalog.at(b"Pages").unwrap_or(&Object::Null),
                 options.page_index,
             )?;
             let annots = read_annots(doc, &page)?;
@@ -231,9 +232,9 @@ pub(crate) fn plan<R: Read + Seek>(
 
     // The AcroForm is rewritten where it lives, and only when it changed.
     let form_changed = (fields_id.is_none() && existing.is_none())
-        || !matches!(form.get(b"SigFlags"), Ok(Object::Integer(flags)) if flags & SIG_FLAGS == SIG_FLAGS);
+        || !matches!(form.at(b"SigFlags"), Ok(Object::Integer(flags)) if flags & SIG_FLAGS == SIG_FLAGS);
     if form_changed {
-        let flags = match form.get(b"SigFlags") {
+        let flags = match form.at(b"SigFlags") {
             Ok(Object::Integer(flags)) => flags | SIG_FLAGS,
             _ => SIG_FLAGS,
         };
@@ -288,19 +289,19 @@ pub(crate) fn plan<R: Read + Seek>(
 
 /// Refuses a document certified with DocMDP `/P 1` (12.8.2.2).
 fn check_doc_mdp<R: Read + Seek>(doc: &mut Document<R>, catalog: &Dictionary) -> Result<()> {
-    let Ok(perms) = catalog.get(b"Perms") else {
+    let Ok(perms) = catalog.at(b"Perms") else {
         return Ok(());
     };
     let Object::Dictionary(perms) = doc.resolve(perms)? else {
         return Ok(());
     };
-    let Ok(certification) = perms.get(b"DocMDP") else {
+    let Ok(certification) = perms.at(b"DocMDP") else {
         return Ok(());
     };
     let Object::Dictionary(certification) = doc.resolve(certification)? else {
         return Ok(());
     };
-    let references = match certification.get(b"Reference") {
+    let references = match certification.at(b"Reference") {
         Ok(references) => doc.resolve(references)?,
         Err(_) => return Ok(()),
     };
@@ -311,13 +312,13 @@ fn check_doc_mdp<R: Read + Seek>(doc: &mut Document<R>, catalog: &Dictionary) ->
         let Object::Dictionary(reference) = doc.resolve(reference)? else {
             continue;
         };
-        if !matches!(reference.get(b"TransformMethod"), Ok(Object::Name(method)) if method == b"DocMDP")
+        if !matches!(reference.at(b"TransformMethod"), Ok(Object::Name(method)) if method == b"DocMDP")
         {
             continue;
         }
-        let permission = match reference.get(b"TransformParams") {
+        let permission = match reference.at(b"TransformParams") {
             Ok(params) => match doc.resolve(params)? {
-                Object::Dictionary(params) => match params.get(b"P") {
+                Object::Dictionary(params) => match params.at(b"P") {
                     Ok(Object::Integer(permission)) => *permission,
                     _ => 2,
                 },
@@ -410,7 +411,7 @@ fn fill_field(
 ) -> Result<()> {
     let mut dict = field.dict.clone();
     dict.set("V", Object::Reference(signature_id));
-    let rect = dict.get(b"Rect").ok().and_then(read_rect);
+    let rect = dict.at(b"Rect").ok().and_then(read_rect);
     if let Some(rect) = rect.filter(|rect| rect.width() > 0.0 && rect.height() > 0.0) {
         let (stream, stream_warnings) = appearance_stream(&rect, rotate, appearance_text);
         warnings.extend(stream_warnings);
@@ -449,7 +450,7 @@ enum Target<'f> {
 }
 
 fn read_annots<R: Read + Seek>(doc: &mut Document<R>, page: &tree::Page) -> Result<Annots> {
-    match page.dict.get(b"Annots") {
+    match page.dict.at(b"Annots") {
         Ok(Object::Reference(id)) => match doc.object(*id)? {
             Object::Array(annots) => Ok(Annots::Indirect(*id, annots)),
             _ => Err(Error::wrong_type(

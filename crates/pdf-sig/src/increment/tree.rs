@@ -2,6 +2,7 @@
 //! page) and the form-field tree (for names, empty signature fields and locks).
 //! Both are bounded: a node met twice is a loop, and depth is capped.
 
+use crate::dict::Entry as _;
 use std::collections::HashSet;
 use std::io::{Read, Seek};
 
@@ -76,11 +77,11 @@ impl PageWalk {
         // Looked at in the document's cache; only the page found is copied out.
         let node = doc.shared_object(id)?;
         let dict = page_tree_node(&node, id)?;
-        let rotate = match dict.get(b"Rotate") {
+        let rotate = match dict.at(b"Rotate") {
             Ok(Object::Integer(rotate)) => *rotate,
             _ => inherited_rotate,
         };
-        let is_leaf = match dict.get(b"Type") {
+        let is_leaf = match dict.at(b"Type") {
             Ok(Object::Name(name)) => name == b"Page",
             _ => !dict.has(b"Kids"),
         };
@@ -98,7 +99,7 @@ impl PageWalk {
             return Ok(None);
         }
         let indirect_kids;
-        let kids = match dict.get(b"Kids") {
+        let kids = match dict.at(b"Kids") {
             Ok(Object::Reference(kids_id)) => {
                 indirect_kids = doc.shared_object(*kids_id)?;
                 &*indirect_kids
@@ -154,8 +155,8 @@ impl PageWalk {
         }
         let node = doc.shared_object(kid)?;
         let dict = page_tree_node(&node, kid)?;
-        let is_pages = matches!(dict.get(b"Type"), Ok(Object::Name(name)) if name == b"Pages");
-        match dict.get(b"Count") {
+        let is_pages = matches!(dict.at(b"Type"), Ok(Object::Name(name)) if name == b"Pages");
+        match dict.at(b"Count") {
             Ok(Object::Integer(count)) if is_pages => Ok(u32::try_from(*count).ok()),
             _ => Ok(None),
         }
@@ -196,10 +197,10 @@ pub(crate) fn page_rotation<R: Read + Seek>(doc: &mut Document<R>, page: ObjectI
             });
         }
         let dict = doc.dictionary(node, "a page tree node")?;
-        if let Ok(Object::Integer(rotate)) = dict.get(b"Rotate") {
+        if let Ok(Object::Integer(rotate)) = dict.at(b"Rotate") {
             return Ok(normalize_rotation(*rotate));
         }
-        match dict.get(b"Parent") {
+        match dict.at(b"Parent") {
             Ok(Object::Reference(parent)) => node = *parent,
             _ => return Ok(0),
         }
@@ -227,7 +228,7 @@ impl Field {
     }
 
     pub(crate) fn is_signed(&self) -> bool {
-        !matches!(self.dict.get(b"V"), Err(_) | Ok(Object::Null))
+        !matches!(self.dict.at(b"V"), Err(_) | Ok(Object::Null))
     }
 }
 
@@ -281,11 +282,11 @@ impl FieldWalk {
             Object::Dictionary(dict) => dict,
             _ => return Ok(()),
         };
-        let field_type = match dict.get(b"FT") {
+        let field_type = match dict.at(b"FT") {
             Ok(Object::Name(name)) => Some(name.clone()),
             _ => parent_type.map(<[u8]>::to_vec),
         };
-        let name = match dict.get(b"T") {
+        let name = match dict.at(b"T") {
             Ok(Object::String(partial, _)) => {
                 let partial = decode_text_string(partial);
                 let name = if parent_name.is_empty() {
@@ -304,7 +305,7 @@ impl FieldWalk {
             // A kid without /T is a widget of its parent, not a field of its own.
             _ => return Ok(()),
         };
-        if let Ok(kids) = dict.get(b"Kids") {
+        if let Ok(kids) = dict.at(b"Kids") {
             let kids = doc.resolve(kids)?;
             if let Object::Array(kids) = kids {
                 for kid in &kids {
@@ -329,23 +330,23 @@ pub(crate) fn is_locked<R: Read + Seek>(
         .filter(|field| field.is_signature() && field.is_signed())
     {
         let mut locks = Vec::new();
-        if let Ok(lock) = field.dict.get(b"Lock")
+        if let Ok(lock) = field.dict.at(b"Lock")
             && let Object::Dictionary(lock) = doc.resolve(lock)?
         {
             locks.push(lock);
         }
-        if let Ok(value) = field.dict.get(b"V")
+        if let Ok(value) = field.dict.at(b"V")
             && let Object::Dictionary(signature) = doc.resolve(value)?
-            && let Ok(references) = signature.get(b"Reference")
+            && let Ok(references) = signature.at(b"Reference")
             && let Object::Array(references) = doc.resolve(references)?
         {
             for reference in &references {
                 let Object::Dictionary(reference) = doc.resolve(reference)? else {
                     continue;
                 };
-                let is_field_mdp = matches!(reference.get(b"TransformMethod"), Ok(Object::Name(method)) if method == b"FieldMDP");
+                let is_field_mdp = matches!(reference.at(b"TransformMethod"), Ok(Object::Name(method)) if method == b"FieldMDP");
                 if is_field_mdp
-                    && let Ok(params) = reference.get(b"TransformParams")
+                    && let Ok(params) = reference.at(b"TransformParams")
                     && let Object::Dictionary(params) = doc.resolve(params)?
                 {
                     locks.push(params);
@@ -366,7 +367,7 @@ fn lock_covers<R: Read + Seek>(
     lock: &Dictionary,
     name: &str,
 ) -> Result<bool> {
-    let listed = match lock.get(b"Fields") {
+    let listed = match lock.at(b"Fields") {
         Ok(fields) => match doc.resolve(fields)? {
             Object::Array(fields) => fields.iter().any(|field| match field {
                 Object::String(field, _) => decode_text_string(field) == name,
@@ -376,7 +377,7 @@ fn lock_covers<R: Read + Seek>(
         },
         Err(_) => false,
     };
-    Ok(match lock.get(b"Action") {
+    Ok(match lock.at(b"Action") {
         Ok(Object::Name(action)) if action == b"All" => true,
         Ok(Object::Name(action)) if action == b"Include" => listed,
         Ok(Object::Name(action)) if action == b"Exclude" => !listed,

@@ -1,6 +1,7 @@
 //! The cross-reference chain: from `startxref` through every `/Prev`, tables (with a
 //! hybrid file's `/XRefStm`) and streams, newest first.
 
+use crate::dict::Entry as _;
 use std::collections::HashSet;
 use std::io::{BufReader, Read, Seek, SeekFrom};
 
@@ -36,7 +37,7 @@ impl<R: Read + Seek> Document<R> {
                 self.highest = self.highest.max(number);
                 self.entries.entry(number).or_insert(entry);
             }
-            next = match trailer.get(b"Prev") {
+            next = match trailer.at(b"Prev") {
                 Ok(Object::Integer(prev)) => {
                     Some(u64::try_from(*prev).map_err(|_| Error::BadXref {
                         offset,
@@ -99,7 +100,7 @@ impl<R: Read + Seek> Document<R> {
                 .into_iter()
                 .partition(|(_, entry)| !matches!(entry, XrefEntry::Free));
             let mut entries = in_use;
-            if let Ok(Object::Integer(stream_offset)) = trailer.get(b"XRefStm") {
+            if let Ok(Object::Integer(stream_offset)) = trailer.at(b"XRefStm") {
                 let stream_offset = u64::try_from(*stream_offset).map_err(|_| Error::BadXref {
                     offset,
                     reason: "negative /XRefStm",
@@ -148,14 +149,14 @@ impl<R: Read + Seek> Document<R> {
                 reason: "not a stream",
             });
         };
-        if !matches!(dict.get(b"Type"), Ok(Object::Name(name)) if name == b"XRef") {
+        if !matches!(dict.at(b"Type"), Ok(Object::Name(name)) if name == b"XRef") {
             return Err(Error::BadXref {
                 offset,
                 reason: "stream without /Type /XRef",
             });
         }
         // The entries of a cross-reference stream's dictionary are direct (7.5.8.2).
-        let Ok(&Object::Integer(length)) = dict.get(b"Length") else {
+        let Ok(&Object::Integer(length)) = dict.at(b"Length") else {
             return Err(Error::BadXref {
                 offset,
                 reason: "/Length missing or indirect",

@@ -3,6 +3,7 @@
 //! predictor (`/DecodeParms << /Predictor 12 /Columns N >>`, qpdf and Acrobat); that,
 //! the other PNG predictors and TIFF predictor 2 on 8-bit samples are what is decoded.
 
+use crate::dict::Entry as _;
 use std::io::Read;
 
 use flate2::read::ZlibDecoder;
@@ -13,7 +14,7 @@ use crate::limits::MAX_STREAM_LEN;
 
 /// Decodes `raw`, the data of stream `object` with dictionary `dict`.
 pub(crate) fn decode(object: u32, dict: &Dictionary, raw: Vec<u8>) -> Result<Vec<u8>> {
-    let filters: Vec<&[u8]> = match dict.get(b"Filter") {
+    let filters: Vec<&[u8]> = match dict.at(b"Filter") {
         Err(_) | Ok(Object::Null) => return Ok(raw),
         Ok(Object::Name(name)) => vec![name.as_slice()],
         Ok(Object::Array(names)) => names
@@ -35,7 +36,7 @@ pub(crate) fn decode(object: u32, dict: &Dictionary, raw: Vec<u8>) -> Result<Vec
     };
     let mut data = raw;
     for (index, filter) in filters.iter().enumerate() {
-        let params = match dict.get(b"DecodeParms") {
+        let params = match dict.at(b"DecodeParms") {
             Ok(Object::Dictionary(params)) if index == 0 => Some(params),
             Ok(Object::Array(params)) => match params.get(index) {
                 Some(Object::Dictionary(params)) => Some(params),

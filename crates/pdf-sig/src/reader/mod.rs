@@ -15,6 +15,7 @@ mod filter;
 pub(crate) mod lexer;
 mod xref;
 
+use crate::dict::Entry as _;
 use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom};
 use std::rc::Rc;
@@ -145,7 +146,7 @@ impl<R: Read + Seek> Document<R> {
     ///
     /// [`Error::ObjectNumbersExhausted`] when that number does not fit in 32 bits.
     pub fn next_object_number(&self) -> Result<u32> {
-        let size = match self.trailer.get(b"Size") {
+        let size = match self.trailer.at(b"Size") {
             Ok(Object::Integer(size)) => (*size).max(0) as u64,
             _ => 0,
         };
@@ -242,7 +243,7 @@ impl<R: Read + Seek> Document<R> {
         }
         match (found.object, found.stream_data) {
             (Object::Dictionary(dict), Some(data_offset)) => {
-                let length = match dict.get(b"Length") {
+                let length = match dict.at(b"Length") {
                     Ok(Object::Integer(length)) => *length,
                     Ok(Object::Reference(length_id)) => match self.object(*length_id)? {
                         Object::Integer(length) => length,
@@ -328,13 +329,13 @@ impl<R: Read + Seek> Document<R> {
             return Err(bad("is not a stream"));
         };
         let dict = &stream.dict;
-        let count = match dict.get(b"N") {
+        let count = match dict.at(b"N") {
             Ok(Object::Integer(count)) => {
                 usize::try_from(*count).map_err(|_| bad("negative /N"))?
             }
             _ => return Err(bad("/N missing or not an integer")),
         };
-        let first = match dict.get(b"First") {
+        let first = match dict.at(b"First") {
             Ok(Object::Integer(first)) => {
                 usize::try_from(*first).map_err(|_| bad("negative /First"))?
             }

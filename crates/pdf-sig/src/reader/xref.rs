@@ -1,6 +1,7 @@
 //! Cross-reference sections: tables (ISO 32000-1, 7.5.4) and the entries of
 //! cross-reference streams (7.5.8).
 
+use crate::dict::Entry as _;
 use std::io::BufRead;
 
 use lopdf::{Dictionary, Object};
@@ -186,7 +187,7 @@ impl StreamLayout {
     /// Reads `/W`, `/Index` and `/Size` from a cross-reference stream's dictionary.
     pub(crate) fn from_dict(dict: &Dictionary, offset: u64) -> Result<Self> {
         let bad = |reason| Error::BadXref { offset, reason };
-        let Ok(Object::Array(w)) = dict.get(b"W") else {
+        let Ok(Object::Array(w)) = dict.at(b"W") else {
             return Err(bad("/W missing or not an array"));
         };
         let mut widths = [0usize; 3];
@@ -202,13 +203,13 @@ impl StreamLayout {
         if widths.iter().sum::<usize>() == 0 {
             return Err(bad("/W entries are all zero"));
         }
-        let size = match dict.get(b"Size") {
+        let size = match dict.at(b"Size") {
             Ok(Object::Integer(size)) => {
                 u32::try_from(*size).map_err(|_| bad("/Size out of range"))?
             }
             _ => return Err(bad("/Size missing or not an integer")),
         };
-        let index = match dict.get(b"Index") {
+        let index = match dict.at(b"Index") {
             Err(_) => vec![(0, size)],
             Ok(Object::Array(items)) => {
                 if items.len() % 2 != 0 {
