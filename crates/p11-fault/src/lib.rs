@@ -47,8 +47,9 @@
 //!   events per kind.
 //!
 //! Handles: the proxy hands out its own session and object handle numbers. Session
-//! numbers are never reused (SoftHSM2 reuses a closed session's number, which after a
-//! forced close-all would let a stale handle reach another thread's session); object
+//! numbers are never reused, whatever the module underneath does (PKCS#11 allows a module
+//! to reuse a closed session's number, which after a forced close-all would let a stale
+//! handle reach another thread's session; SoftHSM2 2.6 happens to count up); object
 //! numbers are what "stale handles" renumbers.
 //!
 //! # Configuration

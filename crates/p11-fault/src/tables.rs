@@ -1,10 +1,11 @@
 //! The proxy's own numbering of sessions and objects, and the removed tokens.
 //!
-//! **Sessions** get proxy handles that are never reused. SoftHSM2 reuses a closed
-//! session's number for the next session opened, so after a close-all that the proxy
-//! caused, a caller's stale handle could otherwise reach another thread's new session:
-//! two threads on one session, which PKCS#11 forbids. With our own numbers a stale
-//! handle always answers `CKR_SESSION_HANDLE_INVALID`.
+//! **Sessions** get proxy handles that are never reused. A module may give a closed
+//! session's number to the next session opened (PKCS#11 allows it; SoftHSM2 2.6 only
+//! counts up, but the proxy must not depend on that), so after a close-all that the
+//! proxy caused, a caller's stale handle could otherwise reach another thread's new
+//! session: two threads on one session, which PKCS#11 forbids. With our own numbers a
+//! stale handle always answers `CKR_SESSION_HANDLE_INVALID`.
 //!
 //! Each session counts the forwarded calls in flight on it. Before the proxy closes
 //! real sessions (an event, a fault's effect, a forwarded `C_CloseAllSessions`) it marks

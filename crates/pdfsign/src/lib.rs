@@ -23,7 +23,10 @@
 //!   contact, signing time, field name.
 //! - [`Signer`]: `Clone + Send + Sync`; [`Signer::sign_file`], [`Signer::sign_bytes`],
 //!   and two-phase [`Signer::prepare_file`] then [`Signer::finish_file`] (or
-//!   [`PreparedFile::finish_with_container`] for a container made elsewhere).
+//!   [`PreparedFile::finish_with_container`] for a container made elsewhere);
+//!   [`Signer::sign_file_pending`] stops before the fsync and rename, which
+//!   [`PendingFile::commit`] does, perhaps on another thread, so that a busy service
+//!   need not leave its token idle while the disk works.
 //! - [`SoftwareKey`]: a PKCS#8 PEM key with its certificate, through the same key trait
 //!   as a token's key, for tests and users without a token.
 //! - [`verify_file`]: every signature of a PDF — integrity, coverage, certification
