@@ -321,7 +321,7 @@ impl SignedDataBuilder {
         };
         if self.verify_after_signing {
             self.public_key
-                .verify(self.algorithm, &message_hash, &signature)
+                .verify_digest(self.algorithm, &message_hash, &signature)
                 .map_err(|_| Error::SignatureRejectedAfterSigning)?;
         }
         self.assemble(&message, &signature, None)

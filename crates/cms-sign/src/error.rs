@@ -192,8 +192,8 @@ pub enum Error {
         /// The key algorithm or curve object identifier.
         oid: ObjectIdentifier,
     },
-    /// The signer's public key does not decode.
-    #[error("the signer's public key is invalid")]
+    /// A public key (the signer's, or a certificate issuer's) does not decode.
+    #[error("the public key is invalid")]
     InvalidPublicKey,
     /// The signature does not verify.
     #[error("the signature does not verify")]

@@ -16,6 +16,9 @@
 //! - [`SignedCms`]: parses a `SignedData` back, reports its algorithms, certificates and
 //!   [`SignedAttributes`], and [`verify`](SignedCms::verify)s it.
 //! - [`add_timestamp_token`]: adds a RFC 3161 token as an unsigned attribute (PAdES B-T).
+//! - [`PublicKey`]: an RSA or EC key read from a `SubjectPublicKeyInfo`, which verifies a
+//!   signature of the profile's algorithms over a message or its digest, e.g. an issuer's
+//!   signature over a certificate.
 //!
 //! ```text
 //! content digest ──► signed attributes (DER SET) ──► key signs ──► SignerInfo ──► ContentInfo DER
@@ -98,6 +101,7 @@ pub use crate::builder::{SignedDataBuilder, SubFilter};
 pub use crate::error::{Error, KeyError};
 pub use crate::key::{CmsSigner, SignRequest};
 pub use crate::parse::{SignedCms, add_timestamp_token};
+pub use crate::public_key::PublicKey;
 
 /// The `x509-cert` crate, whose types [`SignedCms`] returns.
 pub use x509_cert;

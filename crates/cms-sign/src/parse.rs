@@ -217,7 +217,7 @@ impl SignedCms {
         let public_key =
             PublicKey::from_spki(self.signer.tbs_certificate().subject_public_key_info())?;
         let hash = digest.digest(&self.signed_attributes_der);
-        public_key.verify(self.signature_algorithm, &hash, &self.signature)
+        public_key.verify_digest(self.signature_algorithm, &hash, &self.signature)
     }
 }
 

@@ -10,7 +10,9 @@
 
 use std::time::SystemTime;
 
-use der::Decode;
+use cms_sign::{DigestAlgorithm, PublicKey, SignatureAlgorithm, SignatureScheme};
+use der::asn1::ObjectIdentifier;
+use der::{Decode, Encode};
 use serde::Serialize;
 use x509_cert::Certificate;
 use x509_cert::ext::pkix::{
@@ -18,7 +20,6 @@ use x509_cert::ext::pkix::{
 };
 use x509_cert::name::Name;
 
-use crate::pubkey::PublicKey;
 use crate::time::format_rfc3339;
 
 /// The longest path tried; real ones have two to four certificates.
@@ -183,9 +184,7 @@ fn find_issuer<'a>(
         {
             continue;
         }
-        let verified = PublicKey::from_spki(candidate.tbs_certificate().subject_public_key_info())
-            .and_then(|key| key.verify_certificate(child));
-        match verified {
+        match verify_signature(child, candidate) {
             Ok(()) => return Ok((candidate, is_anchor || is_root(candidate, roots))),
             Err(e) => {
                 last_error = Some(format!(
@@ -202,6 +201,58 @@ fn find_issuer<'a>(
             name(wanted)
         )
     }))
+}
+
+/// Checks `issuer`'s signature over `certificate`. `Err` says why it does not verify.
+fn verify_signature(certificate: &Certificate, issuer: &Certificate) -> Result<(), String> {
+    let key = PublicKey::from_spki(issuer.tbs_certificate().subject_public_key_info())
+        .map_err(signature_error)?;
+    let tbs = certificate
+        .tbs_certificate()
+        .to_der()
+        .map_err(|e| format!("re-encoding the certificate: {e}"))?;
+    let signature = certificate
+        .signature()
+        .as_bytes()
+        .ok_or("the signature is not a whole number of bytes")?;
+    let oid = certificate.signature_algorithm().oid;
+    let algorithm = certificate_signature_algorithm(oid)
+        .ok_or_else(|| format!("unsupported certificate signature algorithm {oid}"))?;
+    key.verify(algorithm, &tbs, signature)
+        .map_err(signature_error)
+}
+
+/// The algorithm a certificate's `signatureAlgorithm` OID names, among those checked:
+/// `sha{256,384,512}WithRSAEncryption` and `ecdsa-with-SHA{256,384,512}`, matched against
+/// cms-sign's own identifiers. Their parameters are not examined. RSASSA-PSS is not among
+/// them.
+fn certificate_signature_algorithm(oid: ObjectIdentifier) -> Option<SignatureAlgorithm> {
+    [SignatureScheme::RsaPkcs1v15, SignatureScheme::Ecdsa]
+        .into_iter()
+        .flat_map(|scheme| {
+            DigestAlgorithm::ALL.map(|digest| SignatureAlgorithm::new(scheme, digest))
+        })
+        .find(|algorithm| {
+            algorithm
+                .algorithm_identifier()
+                .is_ok_and(|id| id.oid == oid)
+        })
+}
+
+/// What went wrong with the issuer's key or its signature, for a [`Link`]'s reason.
+fn signature_error(error: cms_sign::Error) -> String {
+    match error {
+        cms_sign::Error::InvalidPublicKey => "the issuer's public key does not decode".to_owned(),
+        cms_sign::Error::UnsupportedPublicKey { oid } => {
+            format!("unsupported public key algorithm or curve {oid}")
+        }
+        cms_sign::Error::UnsupportedCombination {
+            key,
+            algorithm,
+            reason,
+        } => format!("{algorithm} does not fit the issuer's {key} key: {reason}"),
+        other => other.to_string(),
+    }
 }
 
 fn authority_key_id(certificate: &Certificate) -> Option<Vec<u8>> {
@@ -325,4 +376,59 @@ pub(crate) fn parse_all(ders: &[Vec<u8>]) -> Result<Vec<Certificate>, String> {
             Certificate::from_der(der).map_err(|e| format!("certificate {}: {e}", i + 1))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use p11_testkit::{KeyKind, Pki, SoftwareKey};
+
+    use super::*;
+
+    #[test]
+    fn issuer_signatures_verify_with_the_issuers_key_only() {
+        let pki = Pki::fixture();
+        let root = Certificate::from_der(pki.root_der()).unwrap();
+        let intermediate = Certificate::from_der(pki.intermediate_der()).unwrap();
+        let leaf =
+            Certificate::from_der(SoftwareKey::fixture(KeyKind::Rsa2048).cert_der()).unwrap();
+        assert_eq!(verify_signature(&intermediate, &root), Ok(()));
+        assert_eq!(verify_signature(&root, &root), Ok(()));
+        assert_eq!(verify_signature(&leaf, &intermediate), Ok(()));
+        assert_eq!(
+            verify_signature(&leaf, &root),
+            Err("the signature does not verify".to_owned())
+        );
+        // ecdsa-with-SHA256 with an RSA issuer key.
+        assert_eq!(
+            verify_signature(&intermediate, &leaf),
+            Err(
+                "ECDSA with SHA-256 does not fit the issuer's RSA-2048 key: ECDSA needs an EC key"
+                    .to_owned()
+            )
+        );
+    }
+
+    #[test]
+    fn certificate_signature_algorithms() {
+        use DigestAlgorithm::{Sha256, Sha384, Sha512};
+        use SignatureScheme::{Ecdsa, RsaPkcs1v15};
+        for (oid, expected) in [
+            ("1.2.840.113549.1.1.11", Some((RsaPkcs1v15, Sha256))),
+            ("1.2.840.113549.1.1.12", Some((RsaPkcs1v15, Sha384))),
+            ("1.2.840.113549.1.1.13", Some((RsaPkcs1v15, Sha512))),
+            ("1.2.840.10045.4.3.2", Some((Ecdsa, Sha256))),
+            ("1.2.840.10045.4.3.3", Some((Ecdsa, Sha384))),
+            ("1.2.840.10045.4.3.4", Some((Ecdsa, Sha512))),
+            // RSASSA-PSS, sha1WithRSAEncryption, rsaEncryption: not checked.
+            ("1.2.840.113549.1.1.10", None),
+            ("1.2.840.113549.1.1.5", None),
+            ("1.2.840.113549.1.1.1", None),
+        ] {
+            assert_eq!(
+                certificate_signature_algorithm(ObjectIdentifier::new_unwrap(oid)),
+                expected.map(|(scheme, digest)| SignatureAlgorithm::new(scheme, digest)),
+                "{oid}"
+            );
+        }
+    }
 }

@@ -52,7 +52,6 @@ mod inventory;
 mod module;
 mod options;
 mod pin;
-mod pubkey;
 mod signer;
 mod software;
 pub mod time;
