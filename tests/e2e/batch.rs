@@ -4,8 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
+use pdf_validators::Tool;
 use pdfsign_e2e::{
-    KeyKind, PkiFiles, Scratch, TestToken, Tool, judge, key_uri, pdfsign, pin_file, pki_files, run,
+    KeyKind, PkiFiles, Scratch, TestToken, judge, key_uri, pdfsign, pin_file, pki_files, run,
     sample_pdf,
 };
 
@@ -71,7 +72,7 @@ fn batch(test: &str, kind: KeyKind, count: usize, jobs: usize, pyhanko_samples: 
         .take(pyhanko_samples)
     {
         if Tool::Pyhanko.available() {
-            pdfsign_e2e::pyhanko_validate(output, &pki).unwrap();
+            pdf_validators::pyhanko_validate(output, &pki.root, &pki.intermediate, true).unwrap();
         }
     }
     let verified = run(pdfsign()

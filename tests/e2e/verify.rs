@@ -3,9 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
+use pdf_validators::{Tool, pdfsig};
 use pdfsign_e2e::{
-    KeyKind, Scratch, TestToken, Tool, key_uri, pdfsig, pdfsign, pin_file, pki_files, run,
-    sample_pdf,
+    KeyKind, Scratch, TestToken, key_uri, pdfsign, pin_file, pki_files, run, sample_pdf,
 };
 
 /// A signed sample in `scratch`, by a P-256 key on a fresh token.
@@ -79,7 +79,7 @@ fn a_changed_signature_value_is_rejected() {
     let pki = pki_files(scratch.path());
     let path = signed_sample("verify_bad_value", &scratch);
     let mut bytes = std::fs::read(&path).unwrap();
-    let signature = &pdfsign_e2e::raw_signatures(&bytes)[0];
+    let signature = &pdf_validators::raw_signatures(&bytes)[0];
     // The last bytes of the DER are the ECDSA signature's: flip a hex digit there.
     let [_, gap_start, _, _] = signature.byte_range;
     let at = gap_start + 1 + 2 * signature.der.len() - 3;

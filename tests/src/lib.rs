@@ -1,11 +1,12 @@
 //! Shared helpers of the end-to-end tests, written once: the `pdfsign` binary, scratch
-//! directories, test tokens named by URIs, and the independent validators that judge
-//! every output — poppler's `pdfsig`, `qpdf --check`, `openssl cms -verify` over the
-//! `/ByteRange` bytes, and pyHanko's validator.
+//! directories, test tokens named by URIs, the fixture PKI as files, and [`judge`], which
+//! hands every output to the independent validators of the `pdf-validators` crate —
+//! poppler's `pdfsig`, `qpdf --check`, `openssl cms -verify` over the `/ByteRange`
+//! bytes, and pyHanko's validator.
 //!
 //! A validator that is not installed fails the test under `CI` and is skipped with a
 //! printed note otherwise (`.ci/run` installs them all; pyHanko lives in
-//! `target/venv/bin`, which `cargo xtask test` puts on `PATH`).
+//! `target/venv/bin`).
 
 #![forbid(unsafe_code)]
 
@@ -15,6 +16,7 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 pub use p11_testkit::{KeyKind, Pki, TestToken};
+use pdf_validators::{Judge, PyHanko};
 
 pub mod soak;
 
@@ -249,316 +251,26 @@ pub fn key_uri(token: &TestToken, object: &str, pin_file: &Path) -> String {
     )
 }
 
-/// The validators.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Tool {
-    /// poppler's `pdfsig`.
-    Pdfsig,
-    /// `qpdf`.
-    Qpdf,
-    /// `openssl`.
-    Openssl,
-    /// pyHanko's command line, `pyhanko` (in `target/venv/bin` or on `PATH`).
-    Pyhanko,
-}
-
-impl Tool {
-    fn name(self) -> &'static str {
-        match self {
-            Tool::Pdfsig => "pdfsig",
-            Tool::Qpdf => "qpdf",
-            Tool::Openssl => "openssl",
-            Tool::Pyhanko => "pyhanko",
-        }
-    }
-
-    /// Where the tool is, if installed.
-    pub fn path(self) -> Option<PathBuf> {
-        let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
-            .map(|p| std::env::split_paths(&p).collect())
-            .unwrap_or_default();
-        if self == Tool::Pyhanko {
-            dirs.push(root().join("target").join("venv").join("bin"));
-        }
-        dirs.into_iter()
-            .map(|d| d.join(self.name()))
-            .find(|p| p.is_file())
-    }
-
-    /// Whether the tool can be used. Missing: a failure under `CI`, else a printed note.
-    ///
-    /// # Panics
-    /// Under `CI`, when the tool is missing.
-    pub fn available(self) -> bool {
-        if self.path().is_some() {
-            return true;
-        }
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "{} is required under CI and is missing (see .ci/run)",
-            self.name()
-        );
-        eprintln!(
-            "note: {} is not installed: its checks are skipped",
-            self.name()
-        );
-        false
-    }
-
-    fn command(self) -> Command {
-        Command::new(self.path().unwrap_or_else(|| PathBuf::from(self.name())))
-    }
-}
-
-/// One signature as `pdfsig` reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PdfsigSignature {
-    /// "Signature is Valid."
-    pub valid: bool,
-    /// "Total document signed".
-    pub total_document: bool,
-}
-
-/// The signatures `pdfsig` finds (empty if it finds none). `Err` when it cannot read the
-/// file at all.
-pub fn pdfsig(pdf: &Path) -> Result<Vec<PdfsigSignature>, String> {
-    let out = run(Tool::Pdfsig.command().arg(pdf));
-    if out.stdout.contains("does not contain any signatures") {
-        return Ok(Vec::new());
-    }
-    if !out.stdout.contains("Signature #") {
-        return Err(format!(
-            "pdfsig could not read {}:\n{}",
-            pdf.display(),
-            out.all()
-        ));
-    }
-    Ok(out
-        .stdout
-        .split("Signature #")
-        .skip(1)
-        // Empty signature fields are listed too: "The signature form field is not signed."
-        .filter(|section| !section.contains("is not signed"))
-        .map(|section| PdfsigSignature {
-            valid: section.contains("Signature Validation: Signature is Valid."),
-            total_document: section.contains("Total document signed"),
-        })
-        .collect())
-}
-
-/// A signature as found in the file's bytes: its `/ByteRange` and the DER in the gap.
-#[derive(Debug, Clone)]
-pub struct RawSignature {
-    /// The four `/ByteRange` numbers.
-    pub byte_range: [usize; 4],
-    /// The `/Contents` DER, without the zero padding.
-    pub der: Vec<u8>,
-}
-
-impl RawSignature {
-    /// The signed bytes.
-    pub fn content(&self, pdf: &[u8]) -> Vec<u8> {
-        let [a, b, c, d] = self.byte_range;
-        [&pdf[a..a + b], &pdf[c..c + d]].concat()
-    }
-}
-
-/// Every `/ByteRange [a b c d]` in the file (in file order), with the DER its gap holds.
-pub fn raw_signatures(pdf: &[u8]) -> Vec<RawSignature> {
-    let needle = b"/ByteRange";
-    let mut out = Vec::new();
-    let mut at = 0;
-    while let Some(found) = pdf[at..].windows(needle.len()).position(|w| w == needle) {
-        let start = at + found + needle.len();
-        at = start;
-        let Some(close) = pdf[start..].iter().position(|&b| b == b']') else {
-            break;
-        };
-        let text = String::from_utf8_lossy(&pdf[start..start + close]);
-        let numbers: Vec<usize> = text
-            .trim()
-            .trim_start_matches('[')
-            .split_whitespace()
-            .filter_map(|n| n.parse().ok())
-            .collect();
-        let [a, b, c, d] = numbers[..] else { continue };
-        if a + b >= c || c + d > pdf.len() || pdf[a + b] != b'<' || pdf[c - 1] != b'>' {
-            continue;
-        }
-        let hex = &pdf[a + b + 1..c - 1];
-        let Some(mut der) = decode_hex(hex) else {
-            continue;
-        };
-        if let Some(len) = der_len(&der) {
-            der.truncate(len);
-        }
-        out.push(RawSignature {
-            byte_range: [a, b, c, d],
-            der,
-        });
-    }
-    out
-}
-
-fn decode_hex(hex: &[u8]) -> Option<Vec<u8>> {
-    let digit = |b: u8| char::from(b).to_digit(16).map(|d| d as u8);
-    hex.chunks(2)
-        .map(|pair| Some(digit(pair[0])? << 4 | digit(*pair.get(1)?)?))
-        .collect()
-}
-
-fn der_len(der: &[u8]) -> Option<usize> {
-    let first = *der.get(1)?;
-    if first < 0x80 {
-        return Some(2 + usize::from(first));
-    }
-    let count = usize::from(first & 0x7f);
-    let len = der
-        .get(2..2 + count)?
-        .iter()
-        .fold(0usize, |acc, &b| acc << 8 | usize::from(b));
-    Some(2 + count + len)
-}
-
-/// `qpdf --check`.
-pub fn qpdf_check(pdf: &Path) -> Result<(), String> {
-    let out = run(Tool::Qpdf.command().arg("--check").arg(pdf));
-    if out.code == 0 && out.stdout.contains("No syntax or stream encoding errors") {
-        Ok(())
-    } else {
-        Err(format!("qpdf --check {}:\n{}", pdf.display(), out.all()))
-    }
-}
-
-/// `openssl cms -verify -binary -inform DER -content <ByteRange bytes> -CAfile root
-/// -purpose any` on every signature of the file.
-pub fn openssl_verify(pdf: &Path, root: &Path, scratch: &Path) -> Result<(), String> {
-    let bytes = std::fs::read(pdf).map_err(|e| e.to_string())?;
-    let signatures = raw_signatures(&bytes);
-    if signatures.is_empty() {
-        return Err(format!(
-            "{}: no signature found in the bytes",
-            pdf.display()
-        ));
-    }
-    let stem = pdf
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    for (i, signature) in signatures.iter().enumerate() {
-        let der = scratch.join(format!("{stem}.{i}.p7s"));
-        let content = scratch.join(format!("{stem}.{i}.content"));
-        std::fs::write(&der, &signature.der).map_err(|e| e.to_string())?;
-        std::fs::write(&content, signature.content(&bytes)).map_err(|e| e.to_string())?;
-        let out = run(Tool::Openssl
-            .command()
-            .args([
-                "cms",
-                "-verify",
-                "-binary",
-                "-inform",
-                "DER",
-                "-purpose",
-                "any",
-                "-out",
-                "/dev/null",
-                "-in",
-            ])
-            .arg(&der)
-            .arg("-content")
-            .arg(&content)
-            .arg("-CAfile")
-            .arg(root));
-        let _ = std::fs::remove_file(&der);
-        let _ = std::fs::remove_file(&content);
-        if out.code != 0 || !out.stderr.contains("Verification successful") {
-            return Err(format!(
-                "openssl cms -verify, signature {i} of {}:\n{}",
-                pdf.display(),
-                out.all()
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// `pyhanko sign validate --no-revocation-check --trust ROOT --trust-replace
-/// --other-certs INT FILE`: the last signature must be INTACT and TRUSTED.
-pub fn pyhanko_validate(pdf: &Path, pki: &PkiFiles) -> Result<(), String> {
-    let out = run(Tool::Pyhanko
-        .command()
-        .args(["sign", "validate", "--no-revocation-check", "--trust"])
-        .arg(&pki.root)
-        .arg("--trust-replace")
-        .arg("--other-certs")
-        .arg(&pki.intermediate)
-        .arg(pdf));
-    if out.code == 0
-        && out.stdout.contains("INTACT")
-        && out.stdout.contains("TRUSTED")
-        && !out.stdout.contains("UNTRUSTED")
-    {
-        Ok(())
-    } else {
-        Err(format!(
-            "pyhanko sign validate {}:\n{}",
-            pdf.display(),
-            out.all()
-        ))
-    }
-}
-
 /// Judges a signed PDF by every fast validator that is installed: `pdfsig` (every
 /// signature valid, the last covering the whole document), `qpdf --check`, and
 /// `openssl cms -verify` of each signature against `pki.root`; with `pyhanko`, pyHanko
-/// too.
+/// too. See [`pdf_validators::Judge`].
 ///
 /// # Panics
 /// With every validator's complaint, if any complains.
 pub fn judge(pdf: &Path, pki: &PkiFiles, scratch: &Path, pyhanko: bool) {
-    let mut problems = Vec::new();
-    if Tool::Pdfsig.available() {
-        match pdfsig(pdf) {
-            Ok(signatures) if signatures.is_empty() => {
-                problems.push("pdfsig finds no signature".to_owned())
-            }
-            Ok(signatures) => {
-                if !signatures.iter().all(|s| s.valid) {
-                    problems.push(format!(
-                        "pdfsig: not every signature is valid: {signatures:?}"
-                    ));
-                }
-                if !signatures.last().is_some_and(|s| s.total_document) {
-                    problems.push(
-                        "pdfsig: the last signature does not cover the total document".to_owned(),
-                    );
-                }
-            }
-            Err(e) => problems.push(e),
-        }
+    Judge {
+        roots: &pki.root,
+        intermediate: &pki.intermediate,
+        scratch,
+        signatures: None,
+        pyhanko: if pyhanko {
+            PyHanko::Strict
+        } else {
+            PyHanko::Skip
+        },
     }
-    if Tool::Qpdf.available()
-        && let Err(e) = qpdf_check(pdf)
-    {
-        problems.push(e);
-    }
-    if Tool::Openssl.available()
-        && let Err(e) = openssl_verify(pdf, &pki.root, scratch)
-    {
-        problems.push(e);
-    }
-    if pyhanko
-        && Tool::Pyhanko.available()
-        && let Err(e) = pyhanko_validate(pdf, pki)
-    {
-        problems.push(e);
-    }
-    assert!(
-        problems.is_empty(),
-        "{}: {}",
-        pdf.display(),
-        problems.join("\n")
-    );
+    .assert_valid(pdf);
 }
 
 #[cfg(test)]
@@ -566,22 +278,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn finds_byte_ranges_and_der() {
-        // A /ByteRange whose gap is not a hex string is skipped.
-        assert!(
-            raw_signatures(b"%PDF-1.7 /ByteRange [0 10 20 5] xx<3003020101000000>yyyyy").is_empty()
-        );
-        // The gap [30, 40) is exactly `<30030201>`; the DER is cut at its own length.
-        let mut file = b"%PDF /ByteRange [0 30 40 2] ".to_vec();
-        file.resize(30, b' ');
-        file.extend_from_slice(b"<30020201>");
-        file.extend_from_slice(b"ab");
-        let found = raw_signatures(&file);
-        assert_eq!(found.len(), 1);
-        assert_eq!(found[0].byte_range, [0, 30, 40, 2]);
-        assert_eq!(found[0].der, [0x30, 0x02, 0x02, 0x01]);
-        assert_eq!(found[0].content(&file).len(), 32);
-        assert_eq!(der_len(&[0x30, 0x82, 0x01, 0x00]), Some(260));
+    fn profiles_of_test_programs() {
         assert_eq!(
             profile_of(Some(Path::new("/w/target/debug/deps/e2e-01"))),
             "dev"

@@ -49,6 +49,7 @@ use std::time::{Duration, Instant};
 use p11_fault::{Control, Event, Func};
 use p11_raw::{Module, Rv, SlotId};
 use p11_session::{Token, TokenQuery};
+use pdf_validators::Tool;
 use pdfsign::{Pin, SignOptions, Signer};
 use sha2::{Digest, Sha256};
 
@@ -56,7 +57,7 @@ pub use latency::{CLI, LatencyConfig, LatencyReport, LatencyRow, measure_latency
 pub use report::{CauseCount, Memory, SoakReport, rss_kib};
 pub use verdict::{Injected, Verdict, classify, error_chain};
 
-use crate::{KeyKind, TestToken, Tool};
+use crate::{KeyKind, TestToken};
 
 /// The fault proxy of this process, over the test kit's SoftHSM2.
 #[derive(Debug)]
@@ -623,7 +624,7 @@ pub fn run(config: &SoakConfig) -> SoakReport {
     if Tool::Pdfsig.available() {
         for sample in &tally.samples {
             pdfsig_checked += 1;
-            match crate::pdfsig(sample) {
+            match pdf_validators::pdfsig(sample) {
                 Ok(found) if found.len() == 1 && found[0].valid && found[0].total_document => {}
                 Ok(found) => {
                     pdfsig_problems.push(format!("pdfsig on {}: {found:?}", sample.display()))

@@ -1,9 +1,9 @@
 //! Test support: fixtures, scratch directories, a CMS signature container over the
-//! fixture keys, and the independent validators (pdfsig, qpdf, openssl, pyHanko).
+//! fixture keys, and the trust material the independent validators (pdfsig, qpdf,
+//! openssl, pyHanko: the `pdf-validators` crate) judge signed files with.
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::{Arc, OnceLock};
 
 use cms_sign::{
@@ -11,6 +11,8 @@ use cms_sign::{
     SignedDataBuilder,
 };
 use pdf_sig::{DigestAlgorithm, SignatureContainer, SubFilter};
+use pdf_validators::Judge;
+pub(crate) use pdf_validators::{PyHanko, signatures};
 use test_pki::{KeyKind, Pki, SoftwareKey};
 
 /// A PDF of `fixtures/pdf`.
@@ -138,101 +140,6 @@ impl SignatureContainer for CmsContainer {
     }
 }
 
-/// A signature found in a file: its `/ByteRange` and the DER of its `/Contents`.
-pub(crate) struct FoundSignature {
-    pub(crate) byte_range: [usize; 4],
-    pub(crate) der: Vec<u8>,
-}
-
-impl FoundSignature {
-    /// The signed bytes: both ranges, concatenated.
-    pub(crate) fn signed_bytes(&self, file: &[u8]) -> Vec<u8> {
-        let [a, b, c, d] = self.byte_range;
-        [&file[a..a + b], &file[c..c + d]].concat()
-    }
-}
-
-/// Finds every signature in `file` by its `/ByteRange`, and checks that the gap
-/// between the ranges is exactly a `<...>` hex string.
-pub(crate) fn signatures(file: &[u8]) -> Vec<FoundSignature> {
-    let mut found = Vec::new();
-    let key = b"/ByteRange";
-    let mut at = 0;
-    while let Some(position) = file[at..]
-        .windows(key.len())
-        .position(|window| window == key)
-    {
-        let start = at + position + key.len();
-        at = start;
-        let open = start + file[start..].iter().position(|&byte| byte == b'[').unwrap();
-        let close = open + file[open..].iter().position(|&byte| byte == b']').unwrap();
-        let numbers: Vec<usize> = std::str::from_utf8(&file[open + 1..close])
-            .unwrap()
-            .split_ascii_whitespace()
-            .map(|number| number.parse().unwrap())
-            .collect();
-        let byte_range: [usize; 4] = numbers.try_into().unwrap();
-        let gap = &file[byte_range[0] + byte_range[1]..byte_range[2]];
-        assert_eq!(gap.first(), Some(&b'<'), "gap does not start with <");
-        assert_eq!(gap.last(), Some(&b'>'), "gap does not end with >");
-        let hex = &gap[1..gap.len() - 1];
-        let bytes: Vec<u8> = hex
-            .chunks(2)
-            .map(|pair| u8::from_str_radix(std::str::from_utf8(pair).unwrap(), 16).unwrap())
-            .collect();
-        found.push(FoundSignature {
-            byte_range,
-            der: der_prefix(&bytes).to_vec(),
-        });
-    }
-    found
-}
-
-/// The DER object at the start of `bytes`, without the placeholder's zero padding.
-fn der_prefix(bytes: &[u8]) -> &[u8] {
-    let (len, header) = match bytes[1] {
-        short @ 0..=0x7F => (usize::from(short), 2),
-        long => {
-            let count = usize::from(long & 0x7F);
-            let len = bytes[2..2 + count]
-                .iter()
-                .fold(0usize, |len, &byte| len << 8 | usize::from(byte));
-            (len, 2 + count)
-        }
-    };
-    &bytes[..header + len]
-}
-
-/// Whether validators must be present: under `CI` a missing one fails the test.
-fn required() -> bool {
-    std::env::var_os("CI").is_some()
-}
-
-/// Whether `program` can be run; prints a note (or panics under `CI`) if not.
-fn available(program: &str) -> bool {
-    static FOUND: OnceLock<std::sync::Mutex<std::collections::HashMap<String, bool>>> =
-        OnceLock::new();
-    let cache = FOUND.get_or_init(Default::default);
-    let mut cache = cache.lock().unwrap();
-    *cache.entry(program.to_owned()).or_insert_with(|| {
-        // Found means it runs; each tool answers its own way to a version flag (pdfsig
-        // takes `-v` and exits non-zero on `--version`), so only the spawn is judged.
-        let found = Command::new(program).arg("-v").output().is_ok();
-        if !found {
-            assert!(!required(), "validator {program} is missing and CI is set");
-            eprintln!("note: validator {program} not found; its checks are skipped");
-        }
-        found
-    })
-}
-
-fn pyhanko() -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../target/venv/bin/pyhanko")
-        .to_string_lossy()
-        .into_owned()
-}
-
 /// Trust material written once per process: the test PKI's root and intermediate, and
 /// the self-signed certificate the pyHanko-signed fixtures use.
 pub(crate) struct Trust {
@@ -260,140 +167,20 @@ pub(crate) fn trust() -> &'static Trust {
     })
 }
 
-/// Whether and how pyHanko (about 0.8 s a call) judges a file too.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum PyHanko {
-    Skip,
-    Strict,
-    /// `--no-strict-syntax`: pyHanko refuses hybrid-reference files without it.
-    Lenient,
-}
-
-/// Checks a signed file with every validator: each of the `expected` signatures is
-/// valid for pdfsig and openssl, the last covers the whole file, qpdf finds no error,
-/// and (unless skipped) pyHanko judges every signature intact and trusted.
-pub(crate) fn validate(path: &Path, expected: usize, pyhanko_mode: PyHanko) {
-    let pyhanko_too = pyhanko_mode != PyHanko::Skip;
-    let file = fs::read(path).unwrap();
-    let found = signatures(&file);
-    assert_eq!(
-        found.len(),
-        expected,
-        "{}: signatures found",
-        path.display()
-    );
-    let last = found.last().unwrap();
-    assert_eq!(
-        last.byte_range[2] + last.byte_range[3],
-        file.len(),
-        "the last signature covers the whole file"
-    );
-
-    if available("qpdf") {
-        let output = Command::new("qpdf")
-            .arg("--check")
-            .arg(path)
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&output.stdout);
-        assert!(
-            output.status.success(),
-            "qpdf --check {}: {text}{}",
-            path.display(),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        assert!(
-            text.contains("No syntax or stream encoding errors"),
-            "qpdf: {text}"
-        );
+/// Checks a signed file with every validator (see [`Judge`]): it holds exactly
+/// `expected` signatures, each valid for pdfsig and openssl, the last covering the whole
+/// file; qpdf finds no error; and (unless skipped) pyHanko judges every signature intact
+/// and trusted. openssl's inputs go to a directory beside the file.
+pub(crate) fn validate(path: &Path, expected: usize, pyhanko: PyHanko) {
+    let trust = trust();
+    let scratch = path.with_extension("openssl");
+    fs::create_dir_all(&scratch).unwrap();
+    Judge {
+        roots: &trust.roots,
+        intermediate: &trust.intermediate,
+        scratch: &scratch,
+        signatures: Some(expected),
+        pyhanko,
     }
-
-    if available("pdfsig") {
-        let output = Command::new("pdfsig").arg(path).output().unwrap();
-        let text = String::from_utf8_lossy(&output.stdout);
-        assert_eq!(
-            text.matches("Signature Validation: Signature is Valid.")
-                .count(),
-            expected,
-            "pdfsig: {text}"
-        );
-        let last_block = text.rsplit("Signature #").next().unwrap();
-        assert!(
-            last_block.contains("Total document signed"),
-            "pdfsig: the last signature covers all: {text}"
-        );
-    }
-
-    if available("openssl") {
-        let dir = path.with_extension("openssl");
-        fs::create_dir_all(&dir).unwrap();
-        for (index, signature) in found.iter().enumerate() {
-            let der = dir.join(format!("{index}.der"));
-            let content = dir.join(format!("{index}.bin"));
-            fs::write(&der, &signature.der).unwrap();
-            fs::write(&content, signature.signed_bytes(&file)).unwrap();
-            let output = Command::new("openssl")
-                .args([
-                    "cms",
-                    "-verify",
-                    "-binary",
-                    "-inform",
-                    "DER",
-                    "-purpose",
-                    "any",
-                    "-out",
-                    "/dev/null",
-                ])
-                .arg("-in")
-                .arg(&der)
-                .arg("-content")
-                .arg(&content)
-                .arg("-CAfile")
-                .arg(&trust().roots)
-                .output()
-                .unwrap();
-            assert!(
-                output.status.success(),
-                "openssl cms -verify, signature {index} of {}: {}",
-                path.display(),
-                String::from_utf8_lossy(&output.stderr)
-            );
-        }
-    }
-
-    if pyhanko_too && (Path::new(&pyhanko()).exists() || required()) {
-        let trust = trust();
-        let output = Command::new(pyhanko())
-            .args(["sign", "validate", "--no-revocation-check"])
-            .args(if pyhanko_mode == PyHanko::Lenient {
-                &["--no-strict-syntax"][..]
-            } else {
-                &[]
-            })
-            .arg("--trust")
-            .arg(&trust.roots)
-            .arg("--trust-replace")
-            .arg("--other-certs")
-            .arg(&trust.intermediate)
-            .arg(path)
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&output.stdout);
-        assert!(
-            output.status.success(),
-            "pyhanko validate {}: {text}{}",
-            path.display(),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let lines: Vec<&str> = text.lines().filter(|line| line.contains(':')).collect();
-        assert_eq!(lines.len(), expected, "pyhanko: {text}");
-        for line in lines {
-            assert!(line.contains(":INTACT:TRUSTED,"), "pyhanko: {line}");
-        }
-    } else if pyhanko_too {
-        eprintln!(
-            "note: pyHanko not found at {}; its checks are skipped",
-            pyhanko()
-        );
-    }
+    .assert_valid(path);
 }
