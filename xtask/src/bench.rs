@@ -8,6 +8,7 @@
 //! noisy: these are measurements, never timed tests.
 
 use std::path::PathBuf;
+use std::process::Command;
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
@@ -181,17 +182,7 @@ pub(crate) fn raw_rate(
 fn session(plan: Plan) -> Result {
     println!("== session: SigningKey::sign vs raw C_SignInit + C_Sign (p11-session)");
     run_checked(
-        cargo()
-            .args([
-                "run",
-                "--quiet",
-                "--release",
-                "-p",
-                "p11-session",
-                "--example",
-                "bench_sign",
-                "--",
-            ])
+        example("p11-session", "bench_sign")
             .args(["--rounds", &plan.rounds.to_string()])
             .args(["--seconds", &format!("{:.1}", plan.round.as_secs_f64())]),
     )
@@ -203,17 +194,7 @@ fn session(plan: Plan) -> Result {
 fn bytes(plan: Plan) -> Result {
     println!("== bytes: Signer::sign_bytes in memory vs raw C_SignInit + C_Sign (pdfsign)");
     run_checked(
-        cargo()
-            .args([
-                "run",
-                "--quiet",
-                "--release",
-                "-p",
-                "pdfsign",
-                "--example",
-                "throughput",
-                "--",
-            ])
+        example("pdfsign", "throughput")
             .args(["--rounds", &plan.rounds.to_string()])
             .args(["--seconds", &plan.round.as_secs().max(1).to_string()])
             .args(["rsa2048", "p256"]),
@@ -229,35 +210,37 @@ fn bigfile(plan: Plan) -> Result {
     std::fs::create_dir_all(&dir)?;
     let input = dir.join("big.pdf");
     let output = dir.join("signed.pdf");
-    let example = || {
-        let mut command = cargo();
-        command.args([
-            "run",
-            "--quiet",
-            "--release",
-            "-p",
-            "pdf-sig",
-            "--example",
-            "sign_large",
-            "--",
-        ]);
-        command
-    };
     if !input.exists() {
         // Generated in a process of its own, so its memory does not count below.
         run_checked(
-            example()
+            example("pdf-sig", "sign_large")
                 .args(["--generate", "100", "--rounds", "1"])
                 .arg(&input)
                 .arg(&output),
         )?;
     }
     run_checked(
-        example()
+        example("pdf-sig", "sign_large")
             .args(["--rounds", &plan.rounds.to_string(), "--floor"])
             .arg(&input)
             .arg(&output),
     )
+}
+
+/// `cargo run --release` of `package`'s example `name`; its arguments follow.
+fn example(package: &str, name: &str) -> Command {
+    let mut command = cargo();
+    command.args([
+        "run",
+        "--quiet",
+        "--release",
+        "-p",
+        package,
+        "--example",
+        name,
+        "--",
+    ]);
+    command
 }
 
 /// The workspace's sample one-page PDF.

@@ -167,8 +167,7 @@ impl Signer {
         input: impl AsRef<Path>,
         output: impl AsRef<Path>,
     ) -> Result<SignReport> {
-        let prepared = self.prepare_file(input, output)?;
-        self.finish_file(prepared)
+        self.sign_file_pending(input, output)?.commit()
     }
 
     /// Signs like [`Signer::sign_file`] up to the last step: the signed file is complete
