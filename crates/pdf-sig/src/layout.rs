@@ -44,6 +44,15 @@ pub struct ByteRange {
 }
 
 impl ByteRange {
+    /// A `/ByteRange` read from a file, `[first, first_len, second, second_len]`; `None`
+    /// unless the second range starts after the first ends and no end overflows.
+    pub fn new(values: [u64; 4]) -> Option<ByteRange> {
+        let [first, first_len, second, second_len] = values;
+        let first_end = first.checked_add(first_len)?;
+        second.checked_add(second_len)?;
+        (second >= first_end).then_some(ByteRange { values })
+    }
+
     /// The four numbers of `/ByteRange`: offset and length of each range.
     pub fn values(&self) -> [u64; 4] {
         self.values

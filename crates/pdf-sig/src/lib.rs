@@ -69,8 +69,8 @@ pub use error::{Error, ObjectId, Result};
 pub use layout::ByteRange;
 pub use options::{Rect, SignOptions, SignOptionsBuilder, SubFilter};
 pub use sign::{
-    PendingFile, PreparedFile, PreparedSignature, PreparedStream, SignReport, prepare,
-    prepare_stream, sign,
+    PendingFile, PreparedFile, PreparedSignature, PreparedStream, SignReport, digest_byte_range,
+    prepare, prepare_stream, sign,
 };
 
 /// The digest algorithm over the signed byte ranges. It must be the one the

@@ -444,6 +444,43 @@ impl<R: Read + Seek> Planned<R> {
     }
 }
 
+/// The digest of the bytes `range` covers in `input`: what a verifier compares with the
+/// digest a signature signed. Read through a buffer of at most [`COPY_BUFFER`] bytes, so
+/// memory stays flat for any file size.
+///
+/// # Errors
+///
+/// I/O errors, among them an unexpected end of file when `range` reaches past it.
+pub fn digest_byte_range<R: Read + Seek>(
+    input: &mut R,
+    range: ByteRange,
+    algorithm: DigestAlgorithm,
+) -> Result<Vec<u8>> {
+    let [first, second] = range.ranges();
+    let longest = (first.end - first.start).max(second.end - second.start);
+    let mut buffer =
+        vec![0u8; usize::try_from(longest).map_or(COPY_BUFFER, |n| n.min(COPY_BUFFER))];
+    let mut hasher = Hasher::new(algorithm);
+    for covered in [first, second] {
+        input
+            .seek(SeekFrom::Start(covered.start))
+            .map_err(Error::io("reading the input"))?;
+        let mut left = covered.end - covered.start;
+        while left > 0 {
+            let want = usize::try_from(left).map_or(buffer.len(), |n| n.min(buffer.len()));
+            let chunk = buffer
+                .get_mut(..want)
+                .ok_or(Error::Unreachable("want is at most the buffer's length"))?;
+            input
+                .read_exact(chunk)
+                .map_err(Error::io("reading the input"))?;
+            hasher.update(chunk);
+            left -= want as u64;
+        }
+    }
+    Ok(hasher.finalize())
+}
+
 /// The second `/ID` element: new for every revision (14.4), derived from what makes this
 /// one unique rather than from a random source, so that equal inputs give equal outputs.
 fn new_document_id(

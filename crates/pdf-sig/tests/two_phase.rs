@@ -5,8 +5,8 @@ use std::io::Cursor;
 use std::time::{Duration, UNIX_EPOCH};
 
 use pdf_sig::{
-    ContainerSpec, DigestAlgorithm, Error, SignOptions, SignatureContainer, prepare,
-    prepare_stream, sign,
+    ByteRange, ContainerSpec, DigestAlgorithm, Error, SignOptions, SignatureContainer,
+    digest_byte_range, prepare, prepare_stream, sign,
 };
 use sha2::Digest;
 
@@ -55,7 +55,38 @@ fn prepare_then_finish() {
         sha2::Sha256::digest(found[0].signed_bytes(&file)).to_vec(),
         digest
     );
+    // What a verifier computes from the file agrees.
+    let range = ByteRange::new(found[0].byte_range.map(|v| v as u64)).unwrap();
+    let again = digest_byte_range(
+        &mut File::open(&output).unwrap(),
+        range,
+        DigestAlgorithm::Sha256,
+    )
+    .unwrap();
+    assert_eq!(again, digest);
     validate(&output, 1, PyHanko::Skip);
+}
+
+#[test]
+fn byte_ranges_from_files_are_checked() {
+    assert!(ByteRange::new([0, 10, 20, 5]).is_some());
+    assert!(ByteRange::new([0, 10, 5, 5]).is_none(), "overlapping");
+    assert!(
+        ByteRange::new([0, u64::MAX, 20, 5]).is_none(),
+        "overflowing"
+    );
+    assert!(
+        ByteRange::new([0, 10, 20, u64::MAX]).is_none(),
+        "overflowing"
+    );
+    // A range past the end of the input is an I/O error, not a panic.
+    let error = digest_byte_range(
+        &mut Cursor::new(vec![0u8; 16]),
+        ByteRange::new([0, 10, 12, 10]).unwrap(),
+        DigestAlgorithm::Sha512,
+    )
+    .unwrap_err();
+    assert!(matches!(error, Error::Io { .. }), "{error:?}");
 }
 
 #[test]

@@ -23,7 +23,6 @@ use cms_sign::{DigestAlgorithm, SignatureScheme, SignedCms};
 use lopdf::{Dictionary, Object};
 use pdf_sig::reader::Document;
 use serde::Serialize;
-use sha2::Digest as _;
 use x509_cert::Certificate;
 
 use crate::chain::{self, ChainReport};
@@ -462,46 +461,19 @@ fn read_at<R: Read + Seek>(
     Ok(buffer)
 }
 
+/// The digest of the bytes `range` covers, by pdf-sig (the writer's own hashing).
 fn hash_ranges<R: Read + Seek>(
     reader: &mut R,
     range: [u64; 4],
     algorithm: DigestAlgorithm,
 ) -> std::result::Result<Vec<u8>, String> {
-    enum Hasher {
-        Sha256(sha2::Sha256),
-        Sha384(sha2::Sha384),
-        Sha512(sha2::Sha512),
-    }
-    let mut hasher = match algorithm {
-        DigestAlgorithm::Sha256 => Hasher::Sha256(sha2::Sha256::new()),
-        DigestAlgorithm::Sha384 => Hasher::Sha384(sha2::Sha384::new()),
-        DigestAlgorithm::Sha512 => Hasher::Sha512(sha2::Sha512::new()),
+    let range = pdf_sig::ByteRange::new(range).ok_or("/ByteRange does not fit the file")?;
+    let algorithm = match algorithm {
+        DigestAlgorithm::Sha256 => pdf_sig::DigestAlgorithm::Sha256,
+        DigestAlgorithm::Sha384 => pdf_sig::DigestAlgorithm::Sha384,
+        DigestAlgorithm::Sha512 => pdf_sig::DigestAlgorithm::Sha512,
     };
-    let mut buffer = vec![0u8; 1 << 20];
-    for (start, len) in [(range[0], range[1]), (range[2], range[3])] {
-        reader
-            .seek(SeekFrom::Start(start))
-            .map_err(|e| format!("reading the file: {e}"))?;
-        let mut left = len;
-        while left > 0 {
-            let want = usize::try_from(left.min(buffer.len() as u64)).unwrap_or(buffer.len());
-            let chunk = &mut buffer[..want];
-            reader
-                .read_exact(chunk)
-                .map_err(|e| format!("reading the file: {e}"))?;
-            match &mut hasher {
-                Hasher::Sha256(h) => h.update(&*chunk),
-                Hasher::Sha384(h) => h.update(&*chunk),
-                Hasher::Sha512(h) => h.update(&*chunk),
-            }
-            left -= want as u64;
-        }
-    }
-    Ok(match hasher {
-        Hasher::Sha256(h) => h.finalize().to_vec(),
-        Hasher::Sha384(h) => h.finalize().to_vec(),
-        Hasher::Sha512(h) => h.finalize().to_vec(),
-    })
+    pdf_sig::digest_byte_range(reader, range, algorithm).map_err(|e| e.to_string())
 }
 
 fn decode_hex(hex: &[u8]) -> Option<Vec<u8>> {
