@@ -141,14 +141,14 @@ fn io_rate(inputs: &[PathBuf], out: &Path, threads: usize, output_len: u64) -> R
         let workers: Vec<_> = (0..threads)
             .map(|_| {
                 scope.spawn(|| -> Result {
-                    let mut bytes = Vec::new();
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         let Some(input) = inputs.get(i) else {
                             return Ok(());
                         };
-                        bytes.clear();
-                        bytes.extend_from_slice(&std::fs::read(input)?);
+                        // Read whole, as pdfsign reads a small input, then grown to the
+                        // size of a signed output.
+                        let mut bytes = std::fs::read(input)?;
                         bytes.resize(output_len as usize, b'\n');
                         let name = file_name(input)?.to_string_lossy();
                         let tmp = out.join(format!(".{name}.tmp"));
