@@ -6,14 +6,14 @@
 
 use crate::dict::Entry as _;
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::ops::Range;
 
-use lopdf::{Dictionary, Object, StringFormat, Writer};
+use lopdf::{Dictionary, Object, StringFormat};
 
-use crate::error::{Error, ObjectId, Result};
+use crate::error::{Error, Result};
 use crate::increment::Increment;
 use crate::reader::{XrefEntry, XrefKind, encode_stream_entry};
+use crate::syntax;
 
 /// Trailer keys that describe one section only, or that the new trailer sets itself.
 const NOT_COPIED: [&[u8]; 15] = [
@@ -81,12 +81,41 @@ pub(crate) struct Base<'a> {
     pub(crate) trailer: &'a Dictionary,
 }
 
-/// The increment's bytes and where its `/Contents` placeholder is.
+/// The increment's bytes but for the `/Contents` hex digits, which the writer inserts at
+/// [`Layout::gap_at`]: laying out, hashing and copying the placeholder's zeros would touch
+/// twice the container's size of memory for nothing.
 pub(crate) struct Layout {
+    /// Everything but the hex digits; `bytes[gap_at - 1]` is the placeholder's `<` and
+    /// `bytes[gap_at]` its `>`.
     pub(crate) bytes: Vec<u8>,
-    /// The `/Contents` hex string within `bytes`, `<` and `>` included.
-    pub(crate) contents: Range<usize>,
+    /// Where in `bytes` the hex digits go.
+    pub(crate) gap_at: usize,
+    /// How many hex digits: twice the container capacity.
+    pub(crate) hex_len: usize,
     pub(crate) byte_range: ByteRange,
+}
+
+impl Layout {
+    /// The bytes before the hex digits, `<` included.
+    pub(crate) fn before(&self) -> &[u8] {
+        self.bytes.get(..self.gap_at).unwrap_or_default()
+    }
+
+    /// The bytes after the hex digits, `>` included.
+    pub(crate) fn after(&self) -> &[u8] {
+        self.bytes.get(self.gap_at..).unwrap_or_default()
+    }
+
+    /// The increment's bytes the signature covers: all but the `/Contents` hex string,
+    /// `<` and `>` included.
+    pub(crate) fn covered(&self) -> [&[u8]; 2] {
+        [
+            self.bytes
+                .get(..self.gap_at.saturating_sub(1))
+                .unwrap_or_default(),
+            self.bytes.get(self.gap_at + 1..).unwrap_or_default(),
+        ]
+    }
 }
 
 /// Lays out `increment` after the input described by `base`, with room for a
@@ -97,23 +126,21 @@ pub(crate) fn lay_out(
     capacity: usize,
     new_id: [u8; 16],
 ) -> Result<Layout> {
-    // The placeholder plus room for the usual objects, so that the buffer seldom grows.
-    let mut bytes = Vec::with_capacity(2 * capacity + 4096);
+    let mut bytes = Vec::with_capacity(2048);
     if !base.ends_with_eol {
         bytes.push(b'\n');
     }
     let mut offsets: BTreeMap<u32, XrefEntry> = BTreeMap::new();
-    let offset_of = |bytes: &Vec<u8>| base.file_len + bytes.len() as u64;
 
     for (&id, object) in &increment.objects {
         offsets.insert(
             id.0,
             XrefEntry::InFile {
-                offset: offset_of(&bytes),
+                offset: base.file_len + bytes.len() as u64,
                 generation: id.1,
             },
         );
-        write_indirect(&mut bytes, id, object).map_err(Error::io("laying out the increment"))?;
+        syntax::indirect(&mut bytes, id, object);
     }
 
     // The signature dictionary, written by hand around its two placeholders.
@@ -121,44 +148,46 @@ pub(crate) fn lay_out(
     offsets.insert(
         signature_id.0,
         XrefEntry::InFile {
-            offset: offset_of(&bytes),
+            offset: base.file_len + bytes.len() as u64,
             generation: signature_id.1,
         },
     );
-    let contents;
-    let byte_range_at;
-    {
-        let io = Error::io("laying out the signature dictionary");
-        write!(bytes, "{} {} obj\n<<", signature_id.0, signature_id.1).map_err(io)?;
-        for (key, value) in &increment.signature {
-            write_entry(&mut bytes, key, value)
-                .map_err(Error::io("laying out the signature dictionary"))?;
-        }
-        bytes.extend_from_slice(b"/ByteRange ");
-        byte_range_at = bytes.len();
-        bytes.extend_from_slice(format!("{:<BYTE_RANGE_WIDTH$}", "[0 0 0 0]").as_bytes());
-        bytes.extend_from_slice(b"/Contents ");
-        let start = bytes.len();
-        bytes.push(b'<');
-        bytes.resize(bytes.len() + 2 * capacity, b'0');
-        bytes.push(b'>');
-        contents = start..bytes.len();
-        bytes.extend_from_slice(b">>\nendobj\n");
+    syntax::object_header(&mut bytes, signature_id);
+    bytes.extend_from_slice(b"<<");
+    for (key, value) in &increment.signature {
+        syntax::entry(&mut bytes, key, value);
     }
+    bytes.extend_from_slice(b"/ByteRange ");
+    let byte_range_at = bytes.len();
+    bytes.resize(byte_range_at + BYTE_RANGE_WIDTH, b' ');
+    bytes.extend_from_slice(b"/Contents <");
+    let gap_at = bytes.len();
+    let hex_len = capacity
+        .checked_mul(2)
+        .ok_or(Error::InvalidOption("the container capacity is too large"))?;
+    bytes.extend_from_slice(b">>>\nendobj\n");
 
-    let trailer = new_trailer(base, new_id);
+    // From here on, offsets in the file are past the hex digits too.
+    let origin = base.file_len + hex_len as u64;
     match base.kind {
-        XrefKind::Table => write_table(&mut bytes, base, &offsets, trailer)?,
-        XrefKind::Stream => write_stream(&mut bytes, base, increment, &mut offsets, trailer)?,
+        XrefKind::Table => write_table(&mut bytes, base, origin, &offsets, new_id)?,
+        XrefKind::Stream => write_stream(&mut bytes, base, origin, increment, &mut offsets, new_id),
     }
 
-    let total = base.file_len + bytes.len() as u64;
-    let first_len = base.file_len + contents.start as u64;
-    let second = base.file_len + contents.end as u64;
+    let total = origin + bytes.len() as u64;
+    let first_len = base.file_len + gap_at as u64 - 1;
+    let second = first_len + hex_len as u64 + 2;
     let byte_range = ByteRange {
         values: [0, first_len, second, total - second],
     };
-    let text = format!("[0 {first_len} {second} {}]", total - second);
+    let mut text = Vec::with_capacity(BYTE_RANGE_WIDTH);
+    text.extend_from_slice(b"[0 ");
+    syntax::unsigned(&mut text, first_len);
+    text.push(b' ');
+    syntax::unsigned(&mut text, second);
+    text.push(b' ');
+    syntax::unsigned(&mut text, total - second);
+    text.push(b']');
     let slot = bytes
         .get_mut(byte_range_at..byte_range_at + BYTE_RANGE_WIDTH)
         .ok_or(Error::Unreachable("the /ByteRange slot was laid out above"))?;
@@ -169,52 +198,39 @@ pub(crate) fn lay_out(
     }
     for (slot, byte) in slot
         .iter_mut()
-        .zip(text.bytes().chain(std::iter::repeat(b' ')))
+        .zip(text.iter().copied().chain(std::iter::repeat(b' ')))
     {
         *slot = byte;
     }
     Ok(Layout {
         bytes,
-        contents,
+        gap_at,
+        hex_len,
         byte_range,
     })
 }
 
-fn write_indirect(out: &mut Vec<u8>, id: ObjectId, object: &Object) -> std::io::Result<()> {
-    writeln!(out, "{} {} obj", id.0, id.1)?;
-    Writer::write_object(out, object)?;
-    out.extend_from_slice(b"\nendobj\n");
-    Ok(())
-}
-
-fn write_entry(out: &mut Vec<u8>, key: &[u8], value: &Object) -> std::io::Result<()> {
-    Writer::write_object(out, &Object::Name(key.to_vec()))?;
-    if Writer::need_separator(value) {
-        out.push(b' ');
-    }
-    Writer::write_object(out, value)
-}
-
-/// The trailer entries every new section carries: the previous trailer's, less those of
-/// [`NOT_COPIED`], with `/Prev` and `/ID` (second element new).
-fn new_trailer(base: &Base<'_>, new_id: [u8; 16]) -> Dictionary {
-    let mut trailer = Dictionary::new();
+/// Writes the entries every new trailer (or cross-reference stream dictionary) carries:
+/// the previous trailer's, less those of [`NOT_COPIED`], then `/ID` (second element new)
+/// and `/Prev`.
+fn trailer_entries(out: &mut Vec<u8>, base: &Base<'_>, new_id: [u8; 16]) {
     for (key, value) in base.trailer {
         if !NOT_COPIED.contains(&key.as_slice()) {
-            trailer.set(key.clone(), value.clone());
+            syntax::entry(out, key, value);
         }
     }
     let new_id = Object::String(new_id.to_vec(), StringFormat::Hexadecimal);
-    let first = match base.trailer.at(b"ID") {
+    out.extend_from_slice(b"/ID[");
+    match base.trailer.at(b"ID") {
         Ok(Object::Array(ids)) => match ids.first() {
-            Some(first @ Object::String(..)) => first.clone(),
-            _ => new_id.clone(),
+            Some(first @ Object::String(..)) => syntax::object(out, first),
+            _ => syntax::object(out, &new_id),
         },
-        _ => new_id.clone(),
-    };
-    trailer.set("ID", Object::Array(vec![first, new_id]));
-    trailer.set("Prev", Object::Integer(base.startxref as i64));
-    trailer
+        _ => syntax::object(out, &new_id),
+    }
+    syntax::object(out, &new_id);
+    out.extend_from_slice(b"]/Prev ");
+    syntax::unsigned(out, base.startxref);
 }
 
 fn old_size(base: &Base<'_>) -> u64 {
@@ -238,49 +254,58 @@ fn subsections(entries: &BTreeMap<u32, XrefEntry>) -> Vec<(u32, Vec<XrefEntry>)>
     runs
 }
 
+/// A cross-reference table and trailer; `origin` is the file offset `out` starts at.
 fn write_table(
     out: &mut Vec<u8>,
     base: &Base<'_>,
+    origin: u64,
     entries: &BTreeMap<u32, XrefEntry>,
-    mut trailer: Dictionary,
+    new_id: [u8; 16],
 ) -> Result<()> {
-    let io = Error::io("laying out the cross-reference table");
-    let xref_offset = base.file_len + out.len() as u64;
+    let xref_offset = origin + out.len() as u64;
     out.extend_from_slice(b"xref\n");
     for (first, run) in subsections(entries) {
-        writeln!(out, "{first} {}", run.len())
-            .map_err(Error::io("laying out the cross-reference table"))?;
+        syntax::unsigned(out, u64::from(first));
+        out.push(b' ');
+        syntax::unsigned(out, run.len() as u64);
+        out.push(b'\n');
         for entry in run {
             let XrefEntry::InFile { offset, generation } = entry else {
                 return Err(Error::Unreachable(
                     "the increment writes every object into the file",
                 ));
             };
-            write!(out, "{offset:010} {generation:05} n\r\n")
-                .map_err(Error::io("laying out the cross-reference table"))?;
+            syntax::padded(out, offset, 10);
+            out.push(b' ');
+            syntax::padded(out, u64::from(generation), 5);
+            out.extend_from_slice(b" n\r\n");
         }
     }
     let highest = entries
         .keys()
         .next_back()
         .map_or(0, |&number| u64::from(number) + 1);
-    trailer.set("Size", Object::Integer(old_size(base).max(highest) as i64));
-    out.extend_from_slice(b"trailer\n");
-    Writer::write_object(out, &Object::Dictionary(trailer)).map_err(io)?;
-    write!(out, "\nstartxref\n{xref_offset}\n%%EOF\n")
-        .map_err(Error::io("laying out the trailer"))?;
+    out.extend_from_slice(b"trailer\n<<");
+    trailer_entries(out, base, new_id);
+    out.extend_from_slice(b"/Size ");
+    syntax::unsigned(out, old_size(base).max(highest));
+    out.extend_from_slice(b">>\n");
+    end_of_file(out, xref_offset);
     Ok(())
 }
 
+/// A cross-reference stream, which is the trailer too; `origin` is the file offset `out`
+/// starts at.
 fn write_stream(
     out: &mut Vec<u8>,
     base: &Base<'_>,
+    origin: u64,
     increment: &Increment,
     entries: &mut BTreeMap<u32, XrefEntry>,
-    mut dict: Dictionary,
-) -> Result<()> {
+    new_id: [u8; 16],
+) {
     let xref_id = increment.next_number;
-    let xref_offset = base.file_len + out.len() as u64;
+    let xref_offset = origin + out.len() as u64;
     entries.insert(
         xref_id,
         XrefEntry::InFile {
@@ -292,33 +317,43 @@ fn write_stream(
     let offset_width = (8 - (xref_offset.leading_zeros() / 8) as usize).max(1);
     let widths = [1, offset_width, 2];
     let mut data = Vec::new();
-    let mut index = Vec::new();
-    for (first, run) in subsections(entries) {
-        index.push(Object::Integer(i64::from(first)));
-        index.push(Object::Integer(run.len() as i64));
+    syntax::object_header(out, (xref_id, 0));
+    out.extend_from_slice(b"<<");
+    trailer_entries(out, base, new_id);
+    out.extend_from_slice(b"/Type/XRef/Size ");
+    syntax::unsigned(out, old_size(base).max(u64::from(xref_id) + 1));
+    out.extend_from_slice(b"/Index[");
+    for (index, (first, run)) in subsections(entries).into_iter().enumerate() {
+        if index > 0 {
+            out.push(b' ');
+        }
+        syntax::unsigned(out, u64::from(first));
+        out.push(b' ');
+        syntax::unsigned(out, run.len() as u64);
         for entry in run {
             encode_stream_entry(&mut data, widths, entry);
         }
     }
-    let size = old_size(base).max(u64::from(xref_id) + 1);
-    dict.set("Type", Object::Name(b"XRef".to_vec()));
-    dict.set("Size", Object::Integer(size as i64));
-    dict.set("Index", Object::Array(index));
-    dict.set(
-        "W",
-        Object::Array(
-            widths
-                .iter()
-                .map(|&width| Object::Integer(width as i64))
-                .collect(),
-        ),
-    );
-    let stream = lopdf::Stream::new(dict, data);
-    write_indirect(out, (xref_id, 0), &Object::Stream(stream))
-        .map_err(Error::io("laying out the cross-reference stream"))?;
-    write!(out, "startxref\n{xref_offset}\n%%EOF\n")
-        .map_err(Error::io("laying out the trailer"))?;
-    Ok(())
+    out.extend_from_slice(b"]/W[");
+    for (index, width) in widths.into_iter().enumerate() {
+        if index > 0 {
+            out.push(b' ');
+        }
+        syntax::unsigned(out, width as u64);
+    }
+    out.extend_from_slice(b"]/Length ");
+    syntax::unsigned(out, data.len() as u64);
+    out.extend_from_slice(b">>stream\n");
+    out.extend_from_slice(&data);
+    out.extend_from_slice(b"\nendstream\nendobj\n");
+    end_of_file(out, xref_offset);
+}
+
+/// `startxref`, the offset of the section just written, and `%%EOF`.
+fn end_of_file(out: &mut Vec<u8>, xref_offset: u64) {
+    out.extend_from_slice(b"startxref\n");
+    syntax::unsigned(out, xref_offset);
+    out.extend_from_slice(b"\n%%EOF\n");
 }
 
 #[cfg(test)]

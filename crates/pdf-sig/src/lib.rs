@@ -63,6 +63,7 @@ pub mod limits;
 mod options;
 pub mod reader;
 mod sign;
+mod syntax;
 mod text;
 
 pub use error::{Error, ObjectId, Result};

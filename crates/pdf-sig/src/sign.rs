@@ -5,7 +5,7 @@
 
 use crate::dict::Entry as _;
 use std::fs::{self, File, OpenOptions};
-use std::io::{Cursor, Read, Seek, SeekFrom, Write};
+use std::io::{Cursor, IoSlice, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -91,16 +91,19 @@ impl PreparedSignature {
             });
         }
         const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
-        // Built whole, then one write: a file gets one system call.
-        let mut hex = vec![0u8; 2 * container.len()];
-        for (pair, &byte) in hex.chunks_exact_mut(2).zip(container) {
-            if let [high, low] = pair {
-                *high = DIGITS[usize::from(byte >> 4)];
-                *low = DIGITS[usize::from(byte & 0x0F)];
+        // Through a buffer on the stack: a container up to 4 KiB is one write (for a
+        // file, one system call) and no allocation.
+        let mut hex = [0u8; 8192];
+        for piece in container.chunks(hex.len() / 2) {
+            for (pair, &byte) in hex.chunks_exact_mut(2).zip(piece) {
+                if let [high, low] = pair {
+                    *high = DIGITS[usize::from(byte >> 4)];
+                    *low = DIGITS[usize::from(byte & 0x0F)];
+                }
             }
+            out.write_all(hex.get(..2 * piece.len()).unwrap_or_default())
+                .map_err(Error::io("writing the signature container"))?;
         }
-        out.write_all(&hex)
-            .map_err(Error::io("writing the signature container"))?;
         Ok(())
     }
 }
@@ -387,17 +390,31 @@ impl<R: Read + Seek> Planned<R> {
     }
 
     /// Copies and hashes the input in one pass, then writes and hashes the increment
-    /// (but for the `/Contents` gap). `start` is where the output begins in `out`.
+    /// (but for the `/Contents` hex digits, which it writes as zeros). `start` is where
+    /// the output begins in `out`. A small input and the increment go out in one
+    /// vectored write: for a file, one system call.
     fn write_to<W: Write>(mut self, out: &mut W, start: u64) -> Result<PreparedSignature> {
         let mut hasher = Hasher::new(self.spec.digest_algorithm);
         self.input
             .seek(SeekFrom::Start(0))
             .map_err(Error::io("reading the input"))?;
-        let buffer_len =
-            usize::try_from(self.file_len).map_or(COPY_BUFFER, |len| len.min(COPY_BUFFER));
-        let mut buffer = vec![0u8; buffer_len];
+        let mut small = [0u8; SMALL_COPY_BUFFER];
+        let mut large = Vec::new();
+        let buffer: &mut [u8] = match usize::try_from(self.file_len) {
+            Ok(len) if len <= SMALL_COPY_BUFFER => small.get_mut(..len).unwrap_or_default(),
+            _ => {
+                large.resize(COPY_BUFFER, 0);
+                &mut large
+            }
+        };
         let mut left = self.file_len;
+        let mut last_len = 0;
         while left > 0 {
+            if last_len > 0 {
+                // Not the last chunk after all: out it goes.
+                out.write_all(buffer.get(..last_len).unwrap_or_default())
+                    .map_err(Error::io("writing the output"))?;
+            }
             let want = usize::try_from(left)
                 .unwrap_or(usize::MAX)
                 .min(buffer.len());
@@ -421,16 +438,24 @@ impl<R: Read + Seek> Planned<R> {
                 "read returns at most the chunk's length",
             ))?;
             hasher.update(data);
-            out.write_all(data)
-                .map_err(Error::io("writing the output"))?;
+            last_len = read;
             left -= read as u64;
         }
-        let bytes = &self.layout.bytes;
-        let contents = self.layout.contents.clone();
-        hasher.update(bytes.get(..contents.start).unwrap_or_default());
-        hasher.update(bytes.get(contents.end..).unwrap_or_default());
-        out.write_all(bytes)
-            .map_err(Error::io("writing the output"))?;
+        let layout = &self.layout;
+        for covered in layout.covered() {
+            hasher.update(covered);
+        }
+        let last = buffer.get(..last_len).unwrap_or_default();
+        let zeros = (0..layout.hex_len.div_ceil(ZEROS.len())).map(|index| {
+            let len = (layout.hex_len - index * ZEROS.len()).min(ZEROS.len());
+            IoSlice::new(ZEROS.get(..len).unwrap_or_default())
+        });
+        let mut slices: Vec<IoSlice<'_>> = [IoSlice::new(last), IoSlice::new(layout.before())]
+            .into_iter()
+            .chain(zeros)
+            .chain([IoSlice::new(layout.after())])
+            .collect();
+        write_all_vectored(out, &mut slices).map_err(Error::io("writing the output"))?;
         out.flush().map_err(Error::io("writing the output"))?;
         Ok(PreparedSignature {
             digest: hasher.finalize(),
@@ -439,9 +464,37 @@ impl<R: Read + Seek> Planned<R> {
             capacity: self.spec.max_len,
             field_name: self.field_name,
             warnings: self.warnings,
-            contents_offset: start + self.file_len + contents.start as u64,
+            contents_offset: start + self.file_len + layout.gap_at as u64 - 1,
         })
     }
+}
+
+/// ASCII zeros, the placeholder's hex digits, written from here in slices.
+static ZEROS: [u8; 4096] = [b'0'; 4096];
+
+/// Inputs up to this size are copied through a buffer on the stack.
+const SMALL_COPY_BUFFER: usize = 4096;
+
+/// Writes every slice whole, as few system calls as the writer allows.
+fn write_all_vectored<W: Write>(
+    out: &mut W,
+    mut slices: &mut [IoSlice<'_>],
+) -> std::io::Result<()> {
+    IoSlice::advance_slices(&mut slices, 0);
+    while !slices.is_empty() {
+        match out.write_vectored(slices) {
+            Ok(0) => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::WriteZero,
+                    "failed to write the whole output",
+                ));
+            }
+            Ok(written) => IoSlice::advance_slices(&mut slices, written),
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(())
 }
 
 /// The digest of the bytes `range` covers in `input`: what a verifier compares with the
@@ -624,5 +677,68 @@ fn is_same_file(input_path: &Path, input: &fs::Metadata, output: &Path) -> bool 
             (Ok(input), Ok(output)) => input == output,
             _ => false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Takes at most three bytes of the first slice per call, and is interrupted now and
+    /// then: what a slow pipe or a signal does to a writer.
+    struct Trickle {
+        written: Vec<u8>,
+        calls: usize,
+    }
+
+    impl Write for Trickle {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.write_vectored(&[IoSlice::new(buf)])
+        }
+
+        fn write_vectored(&mut self, slices: &[IoSlice<'_>]) -> std::io::Result<usize> {
+            self.calls += 1;
+            if self.calls.is_multiple_of(4) {
+                return Err(std::io::ErrorKind::Interrupted.into());
+            }
+            let Some(first) = slices.iter().find(|slice| !slice.is_empty()) else {
+                return Ok(0);
+            };
+            let take = first.len().min(3);
+            self.written.extend_from_slice(&first[..take]);
+            Ok(take)
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn vectored_writes_survive_short_and_interrupted_writes() {
+        let parts: [&[u8]; 4] = [b"", b"%PDF-1.7 ", &ZEROS[..10], b" trailer"];
+        let mut slices: Vec<IoSlice<'_>> = parts.iter().map(|part| IoSlice::new(part)).collect();
+        let mut out = Trickle {
+            written: Vec::new(),
+            calls: 0,
+        };
+        write_all_vectored(&mut out, &mut slices).unwrap();
+        assert_eq!(out.written, b"%PDF-1.7 0000000000 trailer");
+    }
+
+    #[test]
+    fn a_writer_that_takes_nothing_is_an_error() {
+        struct Full;
+        impl Write for Full {
+            fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+                Ok(0)
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut slices = [IoSlice::new(b"data")];
+        let error = write_all_vectored(&mut Full, &mut slices).unwrap_err();
+        assert_eq!(error.kind(), std::io::ErrorKind::WriteZero);
     }
 }

@@ -81,18 +81,51 @@ impl CivilTime {
 
     /// `D:YYYYMMDDHHmmSS+00'00'`, the PDF date format.
     pub(crate) fn pdf_date(&self) -> String {
-        format!(
-            "D:{:04}{:02}{:02}{:02}{:02}{:02}+00'00'",
-            self.year, self.month, self.day, self.hour, self.minute, self.second
-        )
+        let mut text = String::with_capacity(23);
+        text.push_str("D:");
+        self.push_fields(&mut text, ["", "", "", "", ""]);
+        text.push_str("+00'00'");
+        text
     }
 
     /// `YYYY-MM-DD HH:MM:SS UTC`, for people.
     pub(crate) fn display(&self) -> String {
-        format!(
-            "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
-            self.year, self.month, self.day, self.hour, self.minute, self.second
-        )
+        let mut text = String::with_capacity(23);
+        self.push_fields(&mut text, ["-", "-", " ", ":", ":"]);
+        text.push_str(" UTC");
+        text
+    }
+
+    /// The six fields, zero-padded, with `separators` between them (no `fmt`: this runs
+    /// for every signature).
+    fn push_fields(&self, text: &mut String, separators: [&str; 5]) {
+        push_padded(text, self.year.clamp(0, 9999) as u32, 4);
+        let fields = [self.month, self.day, self.hour, self.minute, self.second];
+        for (separator, field) in separators.into_iter().zip(fields) {
+            text.push_str(separator);
+            push_padded(text, field, 2);
+        }
+    }
+}
+
+/// Appends `value` in decimal, zero-padded to at least `width` digits.
+pub(crate) fn push_padded(text: &mut String, value: u32, width: usize) {
+    let mut digits = [b'0'; 10];
+    let mut rest = value;
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        if let Some(slot) = digits.get_mut(start) {
+            *slot = b'0' + (rest % 10) as u8;
+        }
+        rest /= 10;
+        if rest == 0 || start == 0 {
+            break;
+        }
+    }
+    let start = start.min(digits.len().saturating_sub(width));
+    for &digit in digits.get(start..).unwrap_or_default() {
+        text.push(char::from(digit));
     }
 }
 

@@ -7,7 +7,7 @@
 mod appearance;
 mod tree;
 
-use crate::dict::Entry as _;
+use crate::dict::{Entry as _, dictionary};
 use std::collections::BTreeMap;
 use std::io::{Read, Seek};
 use std::time::SystemTime;
@@ -188,35 +188,41 @@ pub(crate) fn plan<R: Read + Seek>(
         }
         Target::New { name, page, annots } => {
             let widget_id = numbers.take()?;
-            let mut widget = Dictionary::new();
-            widget.set("Type", Object::Name(b"Annot".to_vec()));
-            widget.set("Subtype", Object::Name(b"Widget".to_vec()));
-            widget.set("FT", Object::Name(b"Sig".to_vec()));
-            widget.set("T", text_string(&name));
-            widget.set("V", Object::Reference(signature_id));
-            widget.set("F", WIDGET_FLAGS);
-            widget.set("P", Object::Reference(page.id));
+            let mut widget: Vec<(&str, Object)> = Vec::with_capacity(10);
+            widget.extend([
+                ("Type", Object::Name(b"Annot".to_vec())),
+                ("Subtype", Object::Name(b"Widget".to_vec())),
+                ("FT", Object::Name(b"Sig".to_vec())),
+                ("T", text_string(&name)),
+                ("V", Object::Reference(signature_id)),
+                ("F", Object::Integer(WIDGET_FLAGS)),
+                ("P", Object::Reference(page.id)),
+            ]);
             match options.visible {
                 Some(placement) => {
-                    widget.set("Rect", rect_object(&placement.rect));
+                    widget.push(("Rect", rect_object(&placement.rect)));
                     let (stream, stream_warnings) =
                         appearance_stream(&placement.rect, page.rotate, &appearance_text);
                     if page.rotate != 0 {
                         // For viewers that rebuild appearances: the widget turns with the page.
                         let rotation =
                             Dictionary::from_iter([("R", Object::Integer(i64::from(page.rotate)))]);
-                        widget.set("MK", rotation);
+                        widget.push(("MK", Object::Dictionary(rotation)));
                     }
                     warnings.extend(stream_warnings);
                     let stream_id = numbers.take()?;
                     objects.insert(stream_id, Object::Stream(stream));
-                    widget.set(
+                    widget.push((
                         "AP",
-                        Dictionary::from_iter([("N", Object::Reference(stream_id))]),
-                    );
+                        Object::Dictionary(Dictionary::from_iter([(
+                            "N",
+                            Object::Reference(stream_id),
+                        )])),
+                    ));
                 }
-                None => widget.set("Rect", rect_object(&Rect::new(0.0, 0.0, 0.0, 0.0))),
+                None => widget.push(("Rect", rect_object(&Rect::new(0.0, 0.0, 0.0, 0.0)))),
             }
+            let widget = dictionary(widget);
             objects.insert(widget_id, Object::Dictionary(widget));
             add_to_annots(page, annots, widget_id, &mut objects);
             field_roots.push(Object::Reference(widget_id));
@@ -259,14 +265,16 @@ pub(crate) fn plan<R: Read + Seek>(
         }
     }
 
-    let mut signature = Dictionary::new();
-    signature.set("Type", Object::Name(b"Sig".to_vec()));
-    signature.set("Filter", Object::Name(b"Adobe.PPKLite".to_vec()));
-    signature.set(
-        "SubFilter",
-        Object::Name(options.sub_filter.name().as_bytes().to_vec()),
-    );
-    signature.set("M", text_string(&civil.pdf_date()));
+    let mut signature: Vec<(&str, Object)> = Vec::with_capacity(9);
+    signature.extend([
+        ("Type", Object::Name(b"Sig".to_vec())),
+        ("Filter", Object::Name(b"Adobe.PPKLite".to_vec())),
+        (
+            "SubFilter",
+            Object::Name(options.sub_filter.name().as_bytes().to_vec()),
+        ),
+        ("M", text_string(&civil.pdf_date())),
+    ]);
     for (key, value) in [
         ("Name", &options.name),
         ("Reason", &options.reason),
@@ -274,9 +282,10 @@ pub(crate) fn plan<R: Read + Seek>(
         ("ContactInfo", &options.contact_info),
     ] {
         if let Some(value) = value {
-            signature.set(key, text_string(value));
+            signature.push((key, text_string(value)));
         }
     }
+    let signature = dictionary(signature);
     Ok(Increment {
         objects,
         signature_id,
@@ -335,8 +344,12 @@ fn check_doc_mdp<R: Read + Seek>(doc: &mut Document<R>, catalog: &Dictionary) ->
 
 /// `Signature1`, `Signature2`, ...: the first one no field is named.
 fn free_name(fields: &[Field]) -> String {
-    (1u64..)
-        .map(|number| format!("Signature{number}"))
+    (1u32..)
+        .map(|number| {
+            let mut name = String::from("Signature");
+            crate::text::push_padded(&mut name, number, 1);
+            name
+        })
         .find(|name| !fields.iter().any(|field| &field.name == name))
         .unwrap_or_else(|| "Signature".to_owned())
 }

@@ -301,7 +301,9 @@ impl<'a> Parser<'a> {
     fn dictionary(&mut self, depth: usize) -> Result<Dictionary> {
         let depth = self.deeper(depth)?;
         self.pos += 2;
-        let mut dict = Dictionary::new();
+        // Gathered first, then hashed into the map in one go, sized once: a later
+        // duplicate key replaces the earlier one's value, as inserting one by one would.
+        let mut entries = Vec::new();
         loop {
             if !self.skip_whitespace()? {
                 return Err(self.eof());
@@ -309,14 +311,14 @@ impl<'a> Parser<'a> {
             match (self.peek(), self.peek_at(1)) {
                 (Some(b'>'), Some(b'>')) => {
                     self.pos += 2;
-                    return Ok(dict);
+                    return Ok(crate::dict::dictionary(entries));
                 }
                 (Some(b'>'), None) => return Err(self.eof()),
                 (Some(b'/'), _) => {
                     self.pos += 1;
                     let key = self.name_body()?;
                     let value = self.object_at_depth(depth)?;
-                    dict.set(key, value);
+                    entries.push((key, value));
                 }
                 _ => return Err(self.error("a name key or >>")),
             }
@@ -326,6 +328,9 @@ impl<'a> Parser<'a> {
     /// A name after its `/`, with `#xx` escapes decoded.
     fn name_body(&mut self) -> Result<Vec<u8>> {
         let token = self.token()?;
+        if !token.contains(&b'#') {
+            return Ok(token.to_vec());
+        }
         let mut name = Vec::with_capacity(token.len());
         let mut index = 0;
         while let Some(&byte) = token.get(index) {
