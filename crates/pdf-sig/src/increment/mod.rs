@@ -83,14 +83,14 @@ pub(crate) fn plan<R: Read + Seek>(
             None,
         ));
     };
-    let mut catalog = doc.dictionary(root_id, "the /Root catalog")?;
+    let mut catalog = doc.take_dictionary(root_id, "the /Root catalog")?;
     check_doc_mdp(doc, &catalog)?;
 
     let (home, mut form) = match catalog.at(b"AcroForm") {
         Err(_) | Ok(Object::Null) => (FormHome::Missing, Dictionary::new()),
         Ok(Object::Reference(id)) => (
             FormHome::Indirect(*id),
-            doc.dictionary(*id, "the AcroForm")?,
+            doc.take_dictionary(*id, "the AcroForm")?,
         ),
         Ok(Object::Dictionary(form)) => (FormHome::Direct, form.clone()),
         Ok(_) => {

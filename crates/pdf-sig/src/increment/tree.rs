@@ -89,11 +89,10 @@ impl PageWalk {
             self.seen = self.seen.saturating_add(1);
             if self.remaining == 0 {
                 let rotate = normalize_rotation(rotate);
-                return Ok(Some(Page {
-                    id,
-                    dict: dict.clone(),
-                    rotate,
-                }));
+                // The page is about to be rewritten: moved out of the cache, not copied.
+                drop(node);
+                let dict = doc.take_dictionary(id, "a page tree node")?;
+                return Ok(Some(Page { id, dict, rotate }));
             }
             self.remaining -= 1;
             return Ok(None);

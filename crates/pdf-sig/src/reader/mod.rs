@@ -69,6 +69,9 @@ pub struct Document<R> {
     cache: HashMap<u32, Rc<Object>>,
     object_stream: Option<Rc<ObjectStream>>,
     resolving: Vec<u32>,
+    /// The window objects are parsed from, kept between reads so that each read does
+    /// not allocate one.
+    window: Vec<u8>,
 }
 
 impl<R: Read + Seek> Document<R> {
@@ -84,13 +87,15 @@ impl<R: Read + Seek> Document<R> {
         let file_len = source
             .seek(SeekFrom::End(0))
             .map_err(Error::io("reading the input"))?;
-        let head = read_exact_at(&mut source, 0, file_len.min(1024))?;
-        if !contains(&head, b"%PDF-") {
+        // Head and tail on the stack: opening a one-page PDF should not allocate them.
+        let mut buffer = [0u8; 2048];
+        let head = read_exact_into(&mut source, 0, &mut buffer, file_len.min(1024))?;
+        if !contains(head, b"%PDF-") {
             return Err(Error::NotPdf);
         }
         let tail_len = file_len.min(2048);
-        let tail = read_exact_at(&mut source, file_len - tail_len, tail_len)?;
-        let startxref = find_startxref(&tail).ok_or(Error::MissingStartxref)?;
+        let tail = read_exact_into(&mut source, file_len - tail_len, &mut buffer, tail_len)?;
+        let startxref = find_startxref(tail).ok_or(Error::MissingStartxref)?;
         if startxref >= file_len {
             return Err(Error::OutOfBounds {
                 what: "startxref",
@@ -109,6 +114,7 @@ impl<R: Read + Seek> Document<R> {
             cache: HashMap::new(),
             object_stream: None,
             resolving: Vec::new(),
+            window: Vec::new(),
         };
         document.read_xref_chain()?;
         Ok(document)
@@ -192,6 +198,29 @@ impl<R: Read + Seek> Document<R> {
         let object = Rc::new(result?);
         self.cache.insert(id.0, Rc::clone(&object));
         Ok(object)
+    }
+
+    /// As [`Document::object`], but moved out of the cache rather than copied: for an
+    /// object about to be rewritten. Reading it again parses it again.
+    pub(crate) fn take_object(&mut self, id: ObjectId) -> Result<Object> {
+        self.shared_object(id)?;
+        match self.cache.remove(&id.0) {
+            Some(object) => Ok(Rc::unwrap_or_clone(object)),
+            None => Err(Error::Unreachable("the object was cached just above")),
+        }
+    }
+
+    /// As [`Document::dictionary`], moved out of the cache: see
+    /// [`Document::take_object`].
+    pub(crate) fn take_dictionary(
+        &mut self,
+        id: ObjectId,
+        what: &'static str,
+    ) -> Result<Dictionary> {
+        match self.take_object(id)? {
+            Object::Dictionary(dict) => Ok(dict),
+            _ => Err(Error::wrong_type(what, "a dictionary", Some(id))),
+        }
     }
 
     /// Follows `object` if it is a reference; returns it unchanged otherwise.
@@ -392,9 +421,12 @@ impl<R: Read + Seek> Document<R> {
             });
         }
         let mut window = FIRST_WINDOW;
-        loop {
+        let mut buffer = std::mem::take(&mut self.window);
+        let result = loop {
             let len = window.min(self.file_len - offset);
-            let buffer = read_exact_at(&mut self.source, offset, len)?;
+            if let Err(error) = read_exact_to_vec(&mut self.source, offset, len, &mut buffer) {
+                break Err(error);
+            }
             let complete = offset + len == self.file_len;
             let mut parser = Parser::new(&buffer, offset, complete);
             match parse(&mut parser) {
@@ -402,14 +434,19 @@ impl<R: Read + Seek> Document<R> {
                     window = window.saturating_mul(4).min(MAX_OBJECT_LEN);
                 }
                 Err(Error::UnexpectedEof { .. }) if !complete => {
-                    return Err(Error::ObjectTooLarge {
+                    break Err(Error::ObjectTooLarge {
                         offset,
                         limit: MAX_OBJECT_LEN,
                     });
                 }
-                other => return other,
+                other => break other,
             }
+        };
+        // Only a first-sized window is kept: a large object's memory goes with it.
+        if buffer.capacity() as u64 <= FIRST_WINDOW {
+            self.window = buffer;
         }
+        result
     }
 
     /// Reads `length` bytes of stream data at `offset` and checks that `endstream`
@@ -466,20 +503,65 @@ fn find_startxref(tail: &[u8]) -> Option<u64> {
 
 /// Reads exactly `len` bytes at `offset`.
 fn read_exact_at<R: Read + Seek>(source: &mut R, offset: u64, len: u64) -> Result<Vec<u8>> {
+    let mut buffer = Vec::new();
+    read_exact_to_vec(source, offset, len, &mut buffer)?;
+    Ok(buffer)
+}
+
+/// Reads exactly `len` bytes at `offset` into `buffer`, replacing what it held.
+fn read_exact_to_vec<R: Read + Seek>(
+    source: &mut R,
+    offset: u64,
+    len: u64,
+    buffer: &mut Vec<u8>,
+) -> Result<()> {
     source
         .seek(SeekFrom::Start(offset))
         .map_err(Error::io("reading the input"))?;
-    let mut buffer = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+    buffer.clear();
+    buffer.reserve(usize::try_from(len).unwrap_or(0));
     source
         .take(len)
-        .read_to_end(&mut buffer)
+        .read_to_end(buffer)
         .map_err(Error::io("reading the input"))?;
     if (buffer.len() as u64) < len {
         return Err(Error::UnexpectedEof {
             offset: offset + buffer.len() as u64,
         });
     }
-    Ok(buffer)
+    Ok(())
+}
+
+/// Reads exactly `len` bytes at `offset` into the start of `buffer`, which must be at
+/// least that long; returns them.
+fn read_exact_into<'b, R: Read + Seek>(
+    source: &mut R,
+    offset: u64,
+    buffer: &'b mut [u8],
+    len: u64,
+) -> Result<&'b [u8]> {
+    let slot = usize::try_from(len)
+        .ok()
+        .and_then(|len| buffer.get_mut(..len))
+        .ok_or(Error::Unreachable("the caller's buffer holds len bytes"))?;
+    source
+        .seek(SeekFrom::Start(offset))
+        .map_err(Error::io("reading the input"))?;
+    let mut filled = 0;
+    while filled < slot.len() {
+        let rest = slot.get_mut(filled..).unwrap_or_default();
+        match source.read(rest) {
+            Ok(0) => {
+                return Err(Error::UnexpectedEof {
+                    offset: offset + filled as u64,
+                });
+            }
+            Ok(read) => filled += read,
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(Error::io("reading the input")(error)),
+        }
+    }
+    Ok(slot)
 }
 
 #[cfg(test)]
