@@ -91,19 +91,17 @@ impl PreparedSignature {
             });
         }
         const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
-        // Through a buffer on the stack: a container up to 4 KiB is one write (for a
-        // file, one system call) and no allocation.
-        let mut hex = [0u8; 8192];
-        for piece in container.chunks(hex.len() / 2) {
-            for (pair, &byte) in hex.chunks_exact_mut(2).zip(piece) {
-                if let [high, low] = pair {
-                    *high = DIGITS[usize::from(byte >> 4)];
-                    *low = DIGITS[usize::from(byte & 0x0F)];
-                }
-            }
-            out.write_all(hex.get(..2 * piece.len()).unwrap_or_default())
-                .map_err(Error::io("writing the signature container"))?;
-        }
+        // Built whole, then one write (for a file, one system call); filled as it is
+        // made, so that nothing is zeroed first.
+        let mut hex = Vec::with_capacity(2 * container.len());
+        hex.extend(container.iter().flat_map(|&byte| {
+            [
+                DIGITS[usize::from(byte >> 4)],
+                DIGITS[usize::from(byte & 0x0F)],
+            ]
+        }));
+        out.write_all(&hex)
+            .map_err(Error::io("writing the signature container"))?;
         Ok(())
     }
 }

@@ -415,7 +415,13 @@ impl<'a> Parser<'a> {
     }
 
     fn hex_string_body(&mut self) -> Result<Vec<u8>> {
-        let mut out = Vec::new();
+        // Sized from where the string seems to end, so that it seldom grows.
+        let digits = self
+            .buf
+            .get(self.pos..)
+            .and_then(|rest| rest.iter().position(|&byte| byte == b'>'))
+            .unwrap_or(0);
+        let mut out = Vec::with_capacity(digits / 2 + 1);
         let mut high: Option<u8> = None;
         loop {
             let byte = self.next_byte()?;

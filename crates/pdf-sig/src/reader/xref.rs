@@ -94,6 +94,44 @@ impl<B: BufRead> Scanner<'_, B> {
         Ok((token, len))
     }
 
+    /// One entry in the exact 20-byte form of 7.5.4 (`nnnnnnnnnn ggggg n` and a
+    /// two-byte end of line), read straight from the buffer; `None`, and nothing
+    /// consumed, for anything else, which the token-by-token path then reads.
+    fn fixed_entry(&mut self) -> Result<Option<(u64, u64, u8)>> {
+        let buffer = self
+            .input
+            .fill_buf()
+            .map_err(Error::io("reading a cross-reference table"))?;
+        let Some(&[ref offset @ .., b' ']) = buffer.get(..11) else {
+            return Ok(None);
+        };
+        let Some(
+            &[
+                ref generation @ ..,
+                b' ',
+                kind @ (b'n' | b'f'),
+                first_eol,
+                second_eol,
+            ],
+        ) = buffer.get(11..20)
+        else {
+            return Ok(None);
+        };
+        if !matches!(
+            (first_eol, second_eol),
+            (b' ', b'\r') | (b' ', b'\n') | (b'\r', b'\n')
+        ) {
+            return Ok(None);
+        }
+        let (Some(offset), Some(generation)) = (parse_unsigned(offset), parse_unsigned(generation))
+        else {
+            return Ok(None);
+        };
+        self.input.consume(20);
+        self.offset += 20;
+        Ok(Some((offset, generation, kind)))
+    }
+
     fn number(&mut self, expected: &'static str) -> Result<u64> {
         let at = self.offset;
         let (token, len) = self.token()?;
@@ -154,20 +192,31 @@ pub(crate) fn parse_table<B: BufRead>(
             });
         }
         for number in first..last {
+            scanner.skip_whitespace()?;
             let entry_at = scanner.offset;
-            let field = scanner.number("a 10-digit offset")?;
-            let generation = scanner.number("a 5-digit generation")?;
-            let (kind, len) = scanner.token()?;
+            let (field, generation, kind) = match scanner.fixed_entry()? {
+                Some(fixed) => fixed,
+                None => {
+                    let field = scanner.number("a 10-digit offset")?;
+                    let generation = scanner.number("a 5-digit generation")?;
+                    let (kind, len) = scanner.token()?;
+                    let kind = match kind.get(..len) {
+                        Some(&[kind]) => kind,
+                        _ => 0,
+                    };
+                    (field, generation, kind)
+                }
+            };
             let generation = u16::try_from(generation).map_err(|_| Error::BadXref {
                 offset: entry_at,
                 reason: "generation above 65535",
             })?;
-            let entry = match kind.get(..len) {
-                Some(b"n") => XrefEntry::InFile {
+            let entry = match kind {
+                b'n' => XrefEntry::InFile {
                     offset: field,
                     generation,
                 },
-                Some(b"f") => XrefEntry::Free,
+                b'f' => XrefEntry::Free,
                 _ => return Err(Error::syntax(entry_at, "an entry of type n or f")),
             };
             // The range check above keeps every number below 2^32.
@@ -389,6 +438,31 @@ mod tests {
         );
         assert_eq!(&text[trailer_at as usize..], b"<<>>");
         assert_eq!(budget, MAX_XREF_ENTRIES - 3);
+    }
+
+    #[test]
+    fn fixed_width_and_sloppy_entries_read_alike() {
+        // Exact 20-byte entries (each end-of-line kind), then what sloppy writers make:
+        // one-byte end of line, short fields, extra blanks.
+        let text = b"xref\n0 7\n0000000000 65535 f\r\n0000000015 00000 n \n0000000016 00001 n \r\
+0000000017 00000 n\n18 0 n\r\n  0000000019   00000 n\r\n0000000020 00000 n\r\ntrailer<<>>";
+        let expected: Vec<NumberedEntry> = std::iter::once((0, XrefEntry::Free))
+            .chain((1..7).map(|number| {
+                (
+                    number,
+                    XrefEntry::InFile {
+                        offset: u64::from(14 + number),
+                        generation: u16::from(number == 2),
+                    },
+                )
+            }))
+            .collect();
+        // Whole, and through buffers so small that entries straddle their edges.
+        for capacity in [text.len(), 7, 19, 20, 21] {
+            let mut input = std::io::BufReader::with_capacity(capacity, &text[..]);
+            let (entries, _) = parse_table(&mut input, 0, &mut 100).unwrap();
+            assert_eq!(entries, expected, "buffer of {capacity}");
+        }
     }
 
     #[test]
