@@ -132,7 +132,7 @@ pub(crate) fn lay_out(
     }
     let mut offsets: BTreeMap<u32, XrefEntry> = BTreeMap::new();
 
-    for (&id, object) in &increment.objects {
+    for &(id, ref object) in &increment.objects {
         offsets.insert(
             id.0,
             XrefEntry::InFile {

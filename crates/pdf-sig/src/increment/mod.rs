@@ -7,8 +7,7 @@
 mod appearance;
 mod tree;
 
-use crate::dict::{Entry as _, dictionary};
-use std::collections::BTreeMap;
+use crate::dict::{Entry as _, dictionary_with_capacity};
 use std::io::{Read, Seek};
 use std::time::SystemTime;
 
@@ -31,7 +30,7 @@ const SIG_FLAGS: i64 = 3;
 /// The planned increment: every object to write except the cross-reference data.
 pub(crate) struct Increment {
     /// Rewritten and new objects, in object-number order.
-    pub(crate) objects: BTreeMap<ObjectId, Object>,
+    pub(crate) objects: Vec<(ObjectId, Object)>,
     /// The signature dictionary's number; the layout writes it with its placeholders.
     pub(crate) signature_id: ObjectId,
     /// The signature dictionary without `/ByteRange` and `/Contents`.
@@ -42,6 +41,26 @@ pub(crate) struct Increment {
     pub(crate) field_name: String,
     /// Things the caller should know (characters the appearance could not show).
     pub(crate) warnings: Vec<Warning>,
+}
+
+/// The objects the increment writes, each number once (the last insert wins). A
+/// handful, so a vector: a `BTreeMap`'s first node alone takes 1.4 KiB.
+#[derive(Default)]
+struct Objects(Vec<(ObjectId, Object)>);
+
+impl Objects {
+    fn insert(&mut self, id: ObjectId, object: Object) {
+        match self.0.iter_mut().find(|(found, _)| *found == id) {
+            Some(slot) => slot.1 = object,
+            None => self.0.push((id, object)),
+        }
+    }
+
+    /// The objects in object-number order.
+    fn into_sorted(mut self) -> Vec<(ObjectId, Object)> {
+        self.0.sort_unstable_by_key(|(id, _)| *id);
+        self.0
+    }
 }
 
 /// Hands out new object numbers.
@@ -164,7 +183,7 @@ pub(crate) fn plan<R: Read + Seek>(
         next: doc.next_object_number()?,
     };
     let signature_id = numbers.take()?;
-    let mut objects = BTreeMap::new();
+    let mut objects = Objects::default();
     let mut warnings = Vec::new();
     let appearance_text = AppearanceText {
         name: options.name.as_deref(),
@@ -188,41 +207,36 @@ pub(crate) fn plan<R: Read + Seek>(
         }
         Target::New { name, page, annots } => {
             let widget_id = numbers.take()?;
-            let mut widget: Vec<(&str, Object)> = Vec::with_capacity(10);
-            widget.extend([
-                ("Type", Object::Name(b"Annot".to_vec())),
-                ("Subtype", Object::Name(b"Widget".to_vec())),
-                ("FT", Object::Name(b"Sig".to_vec())),
-                ("T", text_string(&name)),
-                ("V", Object::Reference(signature_id)),
-                ("F", Object::Integer(WIDGET_FLAGS)),
-                ("P", Object::Reference(page.id)),
-            ]);
+            let visible = options.visible.is_some();
+            let mut widget = dictionary_with_capacity(if visible { 10 } else { 8 });
+            widget.set("Type", Object::Name(b"Annot".to_vec()));
+            widget.set("Subtype", Object::Name(b"Widget".to_vec()));
+            widget.set("FT", Object::Name(b"Sig".to_vec()));
+            widget.set("T", text_string(&name));
+            widget.set("V", Object::Reference(signature_id));
+            widget.set("F", Object::Integer(WIDGET_FLAGS));
+            widget.set("P", Object::Reference(page.id));
             match options.visible {
                 Some(placement) => {
-                    widget.push(("Rect", rect_object(&placement.rect)));
+                    widget.set("Rect", rect_object(&placement.rect));
                     let (stream, stream_warnings) =
                         appearance_stream(&placement.rect, page.rotate, &appearance_text);
                     if page.rotate != 0 {
                         // For viewers that rebuild appearances: the widget turns with the page.
                         let rotation =
                             Dictionary::from_iter([("R", Object::Integer(i64::from(page.rotate)))]);
-                        widget.push(("MK", Object::Dictionary(rotation)));
+                        widget.set("MK", rotation);
                     }
                     warnings.extend(stream_warnings);
                     let stream_id = numbers.take()?;
                     objects.insert(stream_id, Object::Stream(stream));
-                    widget.push((
+                    widget.set(
                         "AP",
-                        Object::Dictionary(Dictionary::from_iter([(
-                            "N",
-                            Object::Reference(stream_id),
-                        )])),
-                    ));
+                        Dictionary::from_iter([("N", Object::Reference(stream_id))]),
+                    );
                 }
-                None => widget.push(("Rect", rect_object(&Rect::new(0.0, 0.0, 0.0, 0.0)))),
+                None => widget.set("Rect", rect_object(&Rect::new(0.0, 0.0, 0.0, 0.0))),
             }
-            let widget = dictionary(widget);
             objects.insert(widget_id, Object::Dictionary(widget));
             add_to_annots(page, annots, widget_id, &mut objects);
             field_roots.push(Object::Reference(widget_id));
@@ -265,29 +279,28 @@ pub(crate) fn plan<R: Read + Seek>(
         }
     }
 
-    let mut signature: Vec<(&str, Object)> = Vec::with_capacity(9);
-    signature.extend([
-        ("Type", Object::Name(b"Sig".to_vec())),
-        ("Filter", Object::Name(b"Adobe.PPKLite".to_vec())),
-        (
-            "SubFilter",
-            Object::Name(options.sub_filter.name().as_bytes().to_vec()),
-        ),
-        ("M", text_string(&civil.pdf_date())),
-    ]);
-    for (key, value) in [
+    let optional = [
         ("Name", &options.name),
         ("Reason", &options.reason),
         ("Location", &options.location),
         ("ContactInfo", &options.contact_info),
-    ] {
+    ];
+    let mut signature =
+        dictionary_with_capacity(4 + optional.iter().filter(|(_, value)| value.is_some()).count());
+    signature.set("Type", Object::Name(b"Sig".to_vec()));
+    signature.set("Filter", Object::Name(b"Adobe.PPKLite".to_vec()));
+    signature.set(
+        "SubFilter",
+        Object::Name(options.sub_filter.name().as_bytes().to_vec()),
+    );
+    signature.set("M", text_string(&civil.pdf_date()));
+    for (key, value) in optional {
         if let Some(value) = value {
-            signature.push((key, text_string(value)));
+            signature.set(key, text_string(value));
         }
     }
-    let signature = dictionary(signature);
     Ok(Increment {
-        objects,
+        objects: objects.into_sorted(),
         signature_id,
         signature,
         next_number: numbers.next,
@@ -419,7 +432,7 @@ fn fill_field(
     signature_id: ObjectId,
     appearance_text: &AppearanceText<'_>,
     numbers: &mut Numbers,
-    objects: &mut BTreeMap<ObjectId, Object>,
+    objects: &mut Objects,
     warnings: &mut Vec<Warning>,
 ) -> Result<()> {
     let mut dict = field.dict.clone();
@@ -484,12 +497,7 @@ fn read_annots<R: Read + Seek>(doc: &mut Document<R>, page: &tree::Page) -> Resu
 
 /// Adds the widget to the page's `/Annots`: in the page if the array is direct or
 /// missing, in the array object if it is indirect.
-fn add_to_annots(
-    mut page: tree::Page,
-    annots: Annots,
-    widget_id: ObjectId,
-    objects: &mut BTreeMap<ObjectId, Object>,
-) {
+fn add_to_annots(mut page: tree::Page, annots: Annots, widget_id: ObjectId, objects: &mut Objects) {
     let widget = Object::Reference(widget_id);
     match annots {
         Annots::Indirect(id, mut annots) => {

@@ -30,6 +30,12 @@ pub(crate) struct Parser<'a> {
     base: u64,
     complete: bool,
     object_stream: Option<u32>,
+    /// Items of the arrays being parsed, innermost last: each array is gathered here and
+    /// then moved into a vector of exactly its size (an `Object` is 120 bytes, so growing
+    /// each array from four slots wasted half a kilobyte for a one-element `/Kids`).
+    items: Vec<Object>,
+    /// Entries of the dictionaries being parsed, innermost last, likewise.
+    entries: Vec<(Vec<u8>, Object)>,
 }
 
 pub(crate) fn is_whitespace(byte: u8) -> bool {
@@ -66,6 +72,8 @@ impl<'a> Parser<'a> {
             base,
             complete,
             object_stream: None,
+            items: Vec::new(),
+            entries: Vec::new(),
         }
     }
 
@@ -77,6 +85,8 @@ impl<'a> Parser<'a> {
             base: 0,
             complete: true,
             object_stream: Some(stream),
+            items: Vec::new(),
+            entries: Vec::new(),
         }
     }
 
@@ -258,17 +268,11 @@ impl<'a> Parser<'a> {
             b'[' => {
                 let depth = self.deeper(depth)?;
                 self.pos += 1;
-                let mut items = Vec::new();
-                loop {
-                    if !self.skip_whitespace()? {
-                        return Err(self.eof());
-                    }
-                    if self.peek() == Some(b']') {
-                        self.pos += 1;
-                        return Ok(Object::Array(items));
-                    }
-                    items.push(self.object_at_depth(depth)?);
-                }
+                let start = self.items.len();
+                let result = self.array_items(depth);
+                // Not `split_off`, which hands over the whole buffer when `start` is 0.
+                let items: Vec<Object> = self.items.drain(start..).collect();
+                result.map(|()| Object::Array(items))
             }
             b'0'..=b'9' | b'+' | b'-' | b'.' => self.number_or_reference(),
             _ if is_regular(byte) => {
@@ -298,12 +302,38 @@ impl<'a> Parser<'a> {
         Ok(depth)
     }
 
+    /// The items of an array after its `[`, up to and including `]`, onto `self.items`.
+    fn array_items(&mut self, depth: usize) -> Result<()> {
+        loop {
+            if !self.skip_whitespace()? {
+                return Err(self.eof());
+            }
+            if self.peek() == Some(b']') {
+                self.pos += 1;
+                return Ok(());
+            }
+            let item = self.object_at_depth(depth)?;
+            self.items.push(item);
+        }
+    }
+
     fn dictionary(&mut self, depth: usize) -> Result<Dictionary> {
         let depth = self.deeper(depth)?;
         self.pos += 2;
-        // Gathered first, then hashed into the map in one go, sized once: a later
-        // duplicate key replaces the earlier one's value, as inserting one by one would.
-        let mut entries = Vec::new();
+        // Gathered first, then hashed into a map sized once: a later duplicate key
+        // replaces the earlier one's value, as inserting one by one would.
+        let start = self.entries.len();
+        let result = self.dictionary_entries(depth);
+        let entries = self.entries.drain(start..);
+        match result {
+            Ok(()) => Ok(crate::dict::dictionary(entries)),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// The entries of a dictionary after its `<<`, up to and including `>>`, onto
+    /// `self.entries`.
+    fn dictionary_entries(&mut self, depth: usize) -> Result<()> {
         loop {
             if !self.skip_whitespace()? {
                 return Err(self.eof());
@@ -311,14 +341,14 @@ impl<'a> Parser<'a> {
             match (self.peek(), self.peek_at(1)) {
                 (Some(b'>'), Some(b'>')) => {
                     self.pos += 2;
-                    return Ok(crate::dict::dictionary(entries));
+                    return Ok(());
                 }
                 (Some(b'>'), None) => return Err(self.eof()),
                 (Some(b'/'), _) => {
                     self.pos += 1;
                     let key = self.name_body()?;
                     let value = self.object_at_depth(depth)?;
-                    entries.push((key, value));
+                    self.entries.push((key, value));
                 }
                 _ => return Err(self.error("a name key or >>")),
             }
