@@ -91,15 +91,14 @@ impl PreparedSignature {
             });
         }
         const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
-        // Built whole, then one write (for a file, one system call); filled as it is
-        // made, so that nothing is zeroed first.
-        let mut hex = Vec::with_capacity(2 * container.len());
-        hex.extend(container.iter().flat_map(|&byte| {
-            [
-                DIGITS[usize::from(byte >> 4)],
-                DIGITS[usize::from(byte & 0x0F)],
-            ]
-        }));
+        // Built whole, then one write: for a file, one system call.
+        let mut hex = vec![0u8; 2 * container.len()];
+        for (pair, &byte) in hex.chunks_exact_mut(2).zip(container) {
+            if let [high, low] = pair {
+                *high = DIGITS[usize::from(byte >> 4)];
+                *low = DIGITS[usize::from(byte & 0x0F)];
+            }
+        }
         out.write_all(&hex)
             .map_err(Error::io("writing the signature container"))?;
         Ok(())

@@ -33,6 +33,7 @@ impl<R: Read + Seek> Document<R> {
                 });
             }
             let (kind, trailer, entries) = self.read_section(offset, &mut budget, &mut visited)?;
+            self.entries.reserve(entries.len());
             for (number, entry) in entries {
                 self.highest = self.highest.max(number);
                 self.entries.entry(number).or_insert(entry);
@@ -99,26 +100,31 @@ impl<R: Read + Seek> Document<R> {
                     });
                 }
             };
-            // A hybrid file (7.5.8.4): objects in the stream at /XRefStm come after the
-            // table's own entries but before its free ones, which often mark exactly
-            // the objects the stream holds.
-            let (in_use, free): (Vec<_>, Vec<_>) = table
-                .into_iter()
-                .partition(|(_, entry)| !matches!(entry, XrefEntry::Free));
-            let mut entries = in_use;
-            if let Ok(Object::Integer(stream_offset)) = trailer.at(b"XRefStm") {
-                let stream_offset = u64::try_from(*stream_offset).map_err(|_| Error::BadXref {
-                    offset,
-                    reason: "negative /XRefStm",
-                })?;
-                if !visited.insert(stream_offset) {
-                    return Err(Error::XrefLoop {
-                        offset: stream_offset,
-                    });
-                }
-                let (_, stream_entries) = self.read_xref_stream(stream_offset, budget)?;
-                entries.extend(stream_entries);
+            // In-use entries before free ones, each kind in table order: in a hybrid file
+            // (7.5.8.4) the objects in the stream at /XRefStm come between them, since
+            // the table's free entries often mark exactly the objects the stream holds.
+            // A stable sort, in place: the order of `partition` without its two vectors.
+            let mut entries = table;
+            entries.sort_by_key(|(_, entry)| matches!(entry, XrefEntry::Free));
+            let Ok(Object::Integer(stream_offset)) = trailer.at(b"XRefStm") else {
+                return Ok((XrefKind::Table, trailer, entries));
+            };
+            let stream_offset = u64::try_from(*stream_offset).map_err(|_| Error::BadXref {
+                offset,
+                reason: "negative /XRefStm",
+            })?;
+            if !visited.insert(stream_offset) {
+                return Err(Error::XrefLoop {
+                    offset: stream_offset,
+                });
             }
+            let (_, stream_entries) = self.read_xref_stream(stream_offset, budget)?;
+            let first_free = entries
+                .iter()
+                .position(|(_, entry)| matches!(entry, XrefEntry::Free))
+                .unwrap_or(entries.len());
+            let free = entries.split_off(first_free);
+            entries.extend(stream_entries);
             entries.extend(free);
             Ok((XrefKind::Table, trailer, entries))
         } else {
