@@ -445,12 +445,26 @@ impl<'a> Parser<'a> {
     }
 
     fn hex_string_body(&mut self) -> Result<Vec<u8>> {
-        // Sized from where the string seems to end, so that it seldom grows.
-        let digits = self
-            .buf
-            .get(self.pos..)
-            .and_then(|rest| rest.iter().position(|&byte| byte == b'>'))
-            .unwrap_or(0);
+        let rest = self.buf.get(self.pos..).unwrap_or_default();
+        let end = rest.iter().position(|&byte| byte == b'>');
+        let digits = end.unwrap_or(0);
+        // The usual string, an even run of digits and nothing else up to its `>`,
+        // decoded pair by pair.
+        if let Some(run) = end.and_then(|end| rest.get(..end))
+            && digits % 2 == 0
+            && run.iter().all(u8::is_ascii_hexdigit)
+        {
+            let out = run
+                .chunks_exact(2)
+                .map(|pair| match pair {
+                    &[high, low] => hex_value(high).unwrap_or(0) << 4 | hex_value(low).unwrap_or(0),
+                    _ => 0,
+                })
+                .collect();
+            self.pos += digits + 1;
+            return Ok(out);
+        }
+        // Anything else (white space, an odd digit count, an error), byte by byte.
         let mut out = Vec::with_capacity(digits / 2 + 1);
         let mut high: Option<u8> = None;
         loop {

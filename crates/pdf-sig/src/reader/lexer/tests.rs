@@ -38,6 +38,36 @@ fn strings() {
 }
 
 #[test]
+fn hex_strings_fast_and_slow_read_alike() {
+    for (text, bytes) in [
+        (&b"<>"[..], &b""[..]),
+        (b"<4142>", b"AB"),
+        (b"<aBcD>", b"\xAB\xCD"),
+        (b"<41 42>", b"AB"),
+        (b"<414>", b"A@"),
+        (b"<4\n1>", b"A"),
+    ] {
+        assert_eq!(
+            parse(text).unwrap(),
+            Object::String(bytes.to_vec(), StringFormat::Hexadecimal),
+            "{}",
+            String::from_utf8_lossy(text)
+        );
+    }
+    // Digits then the end of the data, or a stray byte before `>`.
+    assert!(matches!(parse(b"<4142"), Err(Error::UnexpectedEof { .. })));
+    assert!(matches!(parse(b"<41x2>"), Err(Error::Syntax { .. })));
+    // What follows the string is read after it.
+    assert_eq!(
+        parse(b"[<4142><43>]").unwrap(),
+        Object::Array(vec![
+            Object::String(b"AB".to_vec(), StringFormat::Hexadecimal),
+            Object::String(b"C".to_vec(), StringFormat::Hexadecimal),
+        ])
+    );
+}
+
+#[test]
 fn containers_and_references() {
     let object = parse(b"<</Kids [1 0 R 2 0 R 3] /N [5 0 /X] /X<</Y null>>>>").unwrap();
     let Object::Dictionary(dict) = object else {
