@@ -5,7 +5,6 @@
 //! only the `/Contents` hex digits change.
 
 use crate::dict::Entry as _;
-use std::collections::BTreeMap;
 use std::ops::Range;
 
 use lopdf::{Dictionary, Object, StringFormat};
@@ -130,28 +129,28 @@ pub(crate) fn lay_out(
     if !base.ends_with_eol {
         bytes.push(b'\n');
     }
-    let mut offsets: BTreeMap<u32, XrefEntry> = BTreeMap::new();
+    let mut offsets: Vec<(u32, XrefEntry)> = Vec::with_capacity(increment.objects.len() + 2);
 
     for &(id, ref object) in &increment.objects {
-        offsets.insert(
+        offsets.push((
             id.0,
             XrefEntry::InFile {
                 offset: base.file_len + bytes.len() as u64,
                 generation: id.1,
             },
-        );
+        ));
         syntax::indirect(&mut bytes, id, object);
     }
 
     // The signature dictionary, written by hand around its two placeholders.
     let signature_id = increment.signature_id;
-    offsets.insert(
+    offsets.push((
         signature_id.0,
         XrefEntry::InFile {
             offset: base.file_len + bytes.len() as u64,
             generation: signature_id.1,
         },
-    );
+    ));
     syntax::object_header(&mut bytes, signature_id);
     bytes.extend_from_slice(b"<<");
     for (key, value) in &increment.signature {
@@ -170,7 +169,7 @@ pub(crate) fn lay_out(
     // From here on, offsets in the file are past the hex digits too.
     let origin = base.file_len + hex_len as u64;
     match base.kind {
-        XrefKind::Table => write_table(&mut bytes, base, origin, &offsets, new_id)?,
+        XrefKind::Table => write_table(&mut bytes, base, origin, &mut offsets, new_id)?,
         XrefKind::Stream => write_stream(&mut bytes, base, origin, increment, &mut offsets, new_id),
     }
 
@@ -240,16 +239,21 @@ fn old_size(base: &Base<'_>) -> u64 {
     }
 }
 
-/// Runs of consecutive object numbers: (first, entries).
-fn subsections(entries: &BTreeMap<u32, XrefEntry>) -> Vec<(u32, Vec<XrefEntry>)> {
-    let mut runs: Vec<(u32, Vec<XrefEntry>)> = Vec::new();
-    for (&number, &entry) in entries {
-        match runs.last_mut() {
-            Some((first, run)) if u64::from(*first) + run.len() as u64 == u64::from(number) => {
-                run.push(entry)
-            }
-            _ => runs.push((number, vec![entry])),
-        }
+/// Sorts `entries` (each number once) and splits them into runs of consecutive object
+/// numbers: (first number, its run).
+fn subsections(entries: &mut [(u32, XrefEntry)]) -> Vec<(u32, &[(u32, XrefEntry)])> {
+    entries.sort_unstable_by_key(|&(number, _)| number);
+    let mut runs = Vec::new();
+    let mut rest: &[(u32, XrefEntry)] = entries;
+    while let Some(&(first, _)) = rest.first() {
+        let len = rest
+            .iter()
+            .zip(u64::from(first)..)
+            .take_while(|&(&(number, _), expected)| u64::from(number) == expected)
+            .count();
+        let (run, after) = rest.split_at(len);
+        runs.push((first, run));
+        rest = after;
     }
     runs
 }
@@ -259,7 +263,7 @@ fn write_table(
     out: &mut Vec<u8>,
     base: &Base<'_>,
     origin: u64,
-    entries: &BTreeMap<u32, XrefEntry>,
+    entries: &mut [(u32, XrefEntry)],
     new_id: [u8; 16],
 ) -> Result<()> {
     let xref_offset = origin + out.len() as u64;
@@ -269,7 +273,7 @@ fn write_table(
         out.push(b' ');
         syntax::unsigned(out, run.len() as u64);
         out.push(b'\n');
-        for entry in run {
+        for &(_, entry) in run {
             let XrefEntry::InFile { offset, generation } = entry else {
                 return Err(Error::Unreachable(
                     "the increment writes every object into the file",
@@ -282,9 +286,10 @@ fn write_table(
         }
     }
     let highest = entries
-        .keys()
-        .next_back()
-        .map_or(0, |&number| u64::from(number) + 1);
+        .iter()
+        .map(|&(number, _)| u64::from(number) + 1)
+        .max()
+        .unwrap_or(0);
     out.extend_from_slice(b"trailer\n<<");
     trailer_entries(out, base, new_id);
     out.extend_from_slice(b"/Size ");
@@ -301,18 +306,18 @@ fn write_stream(
     base: &Base<'_>,
     origin: u64,
     increment: &Increment,
-    entries: &mut BTreeMap<u32, XrefEntry>,
+    entries: &mut Vec<(u32, XrefEntry)>,
     new_id: [u8; 16],
 ) {
     let xref_id = increment.next_number;
     let xref_offset = origin + out.len() as u64;
-    entries.insert(
+    entries.push((
         xref_id,
         XrefEntry::InFile {
             offset: xref_offset,
             generation: 0,
         },
-    );
+    ));
     // Wide enough for the largest offset, which is the stream's own.
     let offset_width = (8 - (xref_offset.leading_zeros() / 8) as usize).max(1);
     let widths = [1, offset_width, 2];
@@ -330,7 +335,7 @@ fn write_stream(
         syntax::unsigned(out, u64::from(first));
         out.push(b' ');
         syntax::unsigned(out, run.len() as u64);
-        for entry in run {
+        for &(_, entry) in run {
             encode_stream_entry(&mut data, widths, entry);
         }
     }
@@ -366,11 +371,11 @@ mod tests {
             offset: 1,
             generation: 0,
         };
-        let entries: BTreeMap<u32, XrefEntry> = [1, 2, 3, 7, 9, 10]
+        let mut entries: Vec<(u32, XrefEntry)> = [9, 1, 2, 3, 7, 10]
             .into_iter()
             .map(|number| (number, entry))
             .collect();
-        let runs: Vec<(u32, usize)> = subsections(&entries)
+        let runs: Vec<(u32, usize)> = subsections(&mut entries)
             .into_iter()
             .map(|(first, run)| (first, run.len()))
             .collect();
