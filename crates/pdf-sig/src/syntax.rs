@@ -129,7 +129,7 @@ pub(crate) fn padded(out: &mut Vec<u8>, value: u64, width: usize) {
 }
 
 /// Writes `value`'s digits at the end of `digits`; returns where they start.
-fn decimal(digits: &mut [u8; 20], mut value: u64) -> usize {
+pub(crate) fn decimal(digits: &mut [u8; 20], mut value: u64) -> usize {
     let mut start = digits.len();
     loop {
         start -= 1;

@@ -110,23 +110,17 @@ impl CivilTime {
 
 /// Appends `value` in decimal, zero-padded to at least `width` digits.
 pub(crate) fn push_padded(text: &mut String, value: u32, width: usize) {
-    let mut digits = [b'0'; 10];
-    let mut rest = value;
-    let mut start = digits.len();
-    loop {
-        start -= 1;
-        if let Some(slot) = digits.get_mut(start) {
-            *slot = b'0' + (rest % 10) as u8;
-        }
-        rest /= 10;
-        if rest == 0 || start == 0 {
-            break;
-        }
-    }
-    let start = start.min(digits.len().saturating_sub(width));
-    for &digit in digits.get(start..).unwrap_or_default() {
-        text.push(char::from(digit));
-    }
+    let mut digits = [0u8; 20];
+    let start = crate::syntax::decimal(&mut digits, u64::from(value));
+    let len = digits.len() - start;
+    text.extend(std::iter::repeat_n('0', width.saturating_sub(len)));
+    text.extend(
+        digits
+            .get(start..)
+            .unwrap_or_default()
+            .iter()
+            .map(|&digit| char::from(digit)),
+    );
 }
 
 /// The WinAnsiEncoding codes 0x80 to 0x9F and the characters they stand for.
