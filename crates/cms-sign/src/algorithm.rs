@@ -338,6 +338,47 @@ impl SignatureAlgorithm {
         id: &AlgorithmIdentifierOwned,
         digest: DigestAlgorithm,
     ) -> Result<Self, Error> {
+        let algorithm = SignatureAlgorithm::read_identifier(id, Some(digest))?;
+        if algorithm.digest != digest {
+            return Err(Error::InconsistentDigestAlgorithms {
+                digest_algorithm: digest,
+                signature_hash: algorithm.digest,
+            });
+        }
+        Ok(algorithm)
+    }
+
+    /// Reads a signature `AlgorithmIdentifier` that names its own hash, such as a
+    /// certificate's `signatureAlgorithm`: `sha{256,384,512}WithRSAEncryption`,
+    /// `ecdsa-with-SHA{256,384,512}`, or `id-RSASSA-PSS` whose parameters are those this
+    /// crate signs with (SHA-2, MGF1 with the same hash, a salt as long as the hash,
+    /// trailer field 1).
+    ///
+    /// ```
+    /// use cms_sign::{DigestAlgorithm, SignatureAlgorithm, SignatureScheme};
+    ///
+    /// let pss = SignatureAlgorithm::new(SignatureScheme::RsaPss, DigestAlgorithm::Sha384);
+    /// let id = pss.algorithm_identifier()?;
+    /// assert_eq!(SignatureAlgorithm::from_algorithm_identifier(&id)?, pss);
+    /// # Ok::<(), cms_sign::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnsupportedSignatureAlgorithm`] for any other OID, the bare
+    /// `rsaEncryption` among them (it names no hash);
+    /// [`Error::UnexpectedAlgorithmParameters`], [`Error::UnsupportedPssParameters`] and
+    /// [`Error::Malformed`] for parameters that do not fit.
+    pub fn from_algorithm_identifier(id: &AlgorithmIdentifierOwned) -> Result<Self, Error> {
+        SignatureAlgorithm::read_identifier(id, None)
+    }
+
+    /// The scheme and hash `id` names; `bare_rsa_digest` is the hash for the bare
+    /// `rsaEncryption` OID, which is refused without one.
+    fn read_identifier(
+        id: &AlgorithmIdentifierOwned,
+        bare_rsa_digest: Option<DigestAlgorithm>,
+    ) -> Result<Self, Error> {
         let null_or_absent = || match &id.parameters {
             None => Ok(()),
             Some(p) if p.is_null() => Ok(()),
@@ -347,8 +388,10 @@ impl SignatureAlgorithm {
             None => Ok(()),
             Some(_) => Err(Error::UnexpectedAlgorithmParameters { oid: id.oid }),
         };
-        let (scheme, hash) = match id.oid {
+        let (scheme, digest) = match id.oid {
             oid::RSA_ENCRYPTION => {
+                let digest =
+                    bare_rsa_digest.ok_or(Error::UnsupportedSignatureAlgorithm { oid: id.oid })?;
                 null_or_absent()?;
                 (SignatureScheme::RsaPkcs1v15, digest)
             }
@@ -394,12 +437,6 @@ impl SignatureAlgorithm {
             }
             other => return Err(Error::UnsupportedSignatureAlgorithm { oid: other }),
         };
-        if hash != digest {
-            return Err(Error::InconsistentDigestAlgorithms {
-                digest_algorithm: digest,
-                signature_hash: hash,
-            });
-        }
         Ok(SignatureAlgorithm { scheme, digest })
     }
 }

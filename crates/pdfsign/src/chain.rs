@@ -10,8 +10,7 @@
 
 use std::time::SystemTime;
 
-use cms_sign::{DigestAlgorithm, PublicKey, SignatureAlgorithm, SignatureScheme};
-use der::asn1::ObjectIdentifier;
+use cms_sign::{PublicKey, SignatureAlgorithm};
 use der::{Decode, Encode};
 use serde::Serialize;
 use x509_cert::Certificate;
@@ -215,28 +214,28 @@ fn verify_signature(certificate: &Certificate, issuer: &Certificate) -> Result<(
         .signature()
         .as_bytes()
         .ok_or("the signature is not a whole number of bytes")?;
-    let oid = certificate.signature_algorithm().oid;
-    let algorithm = certificate_signature_algorithm(oid)
-        .ok_or_else(|| format!("unsupported certificate signature algorithm {oid}"))?;
+    let algorithm = certificate_signature_algorithm(certificate)?;
     key.verify(algorithm, &tbs, signature)
         .map_err(signature_error)
 }
 
-/// The algorithm a certificate's `signatureAlgorithm` OID names, among those checked:
-/// `sha{256,384,512}WithRSAEncryption` and `ecdsa-with-SHA{256,384,512}`, matched against
-/// cms-sign's own identifiers. Their parameters are not examined. RSASSA-PSS is not among
-/// them.
-fn certificate_signature_algorithm(oid: ObjectIdentifier) -> Option<SignatureAlgorithm> {
-    [SignatureScheme::RsaPkcs1v15, SignatureScheme::Ecdsa]
-        .into_iter()
-        .flat_map(|scheme| {
-            DigestAlgorithm::ALL.map(|digest| SignatureAlgorithm::new(scheme, digest))
-        })
-        .find(|algorithm| {
-            algorithm
-                .algorithm_identifier()
-                .is_ok_and(|id| id.oid == oid)
-        })
+/// The algorithm of a certificate's signature: `sha{256,384,512}WithRSAEncryption`,
+/// `ecdsa-with-SHA{256,384,512}` or RSASSA-PSS with SHA-2 parameters, as cms-sign reads
+/// them. The identifier outside the signed part must equal the one inside it (RFC 5280,
+/// 4.1.1.2), or a forger could swap it.
+fn certificate_signature_algorithm(
+    certificate: &Certificate,
+) -> Result<SignatureAlgorithm, String> {
+    let outer = certificate.signature_algorithm();
+    if outer != certificate.tbs_certificate().signature() {
+        return Err("the certificate's two signature algorithm fields differ".to_owned());
+    }
+    SignatureAlgorithm::from_algorithm_identifier(outer).map_err(|error| match error {
+        cms_sign::Error::UnsupportedSignatureAlgorithm { oid } => {
+            format!("unsupported certificate signature algorithm {oid}")
+        }
+        other => format!("certificate signature algorithm {}: {other}", outer.oid),
+    })
 }
 
 /// What went wrong with the issuer's key or its signature, for a [`Link`]'s reason.
@@ -408,25 +407,58 @@ mod tests {
         );
     }
 
+    /// An RSA-PSS chain made by OpenSSL (fixtures/README.md): a self-signed root
+    /// (SHA-256), a leaf (SHA-384, salt as long as the hash), and the same leaf with a
+    /// 20-byte salt, which cms-sign does not verify.
+    #[test]
+    fn rsa_pss_certificates_verify() {
+        let read = |name: &str| {
+            let path = format!("{}/../../fixtures/pss/{name}", env!("CARGO_MANIFEST_DIR"));
+            let pem = std::fs::read_to_string(path).unwrap();
+            let (_, der) = der::pem::decode_vec(pem.as_bytes()).unwrap();
+            Certificate::from_der(&der).unwrap()
+        };
+        let (root, leaf, short_salt) =
+            (read("root.pem"), read("leaf.pem"), read("leaf-salt20.pem"));
+        assert_eq!(verify_signature(&root, &root), Ok(()));
+        assert_eq!(verify_signature(&leaf, &root), Ok(()));
+        assert_eq!(
+            verify_signature(&leaf, &leaf),
+            Err("the signature does not verify".to_owned())
+        );
+        let refused = verify_signature(&short_salt, &root).unwrap_err();
+        assert!(refused.contains("salt"), "{refused}");
+    }
+
     #[test]
     fn certificate_signature_algorithms() {
-        use DigestAlgorithm::{Sha256, Sha384, Sha512};
-        use SignatureScheme::{Ecdsa, RsaPkcs1v15};
-        for (oid, expected) in [
-            ("1.2.840.113549.1.1.11", Some((RsaPkcs1v15, Sha256))),
-            ("1.2.840.113549.1.1.12", Some((RsaPkcs1v15, Sha384))),
-            ("1.2.840.113549.1.1.13", Some((RsaPkcs1v15, Sha512))),
-            ("1.2.840.10045.4.3.2", Some((Ecdsa, Sha256))),
-            ("1.2.840.10045.4.3.3", Some((Ecdsa, Sha384))),
-            ("1.2.840.10045.4.3.4", Some((Ecdsa, Sha512))),
-            // RSASSA-PSS, sha1WithRSAEncryption, rsaEncryption: not checked.
-            ("1.2.840.113549.1.1.10", None),
-            ("1.2.840.113549.1.1.5", None),
-            ("1.2.840.113549.1.1.1", None),
+        use cms_sign::{DigestAlgorithm::*, SignatureScheme::*};
+        use der::asn1::ObjectIdentifier;
+        for (scheme, digest) in [
+            (RsaPkcs1v15, Sha256),
+            (RsaPkcs1v15, Sha384),
+            (RsaPkcs1v15, Sha512),
+            (RsaPss, Sha256),
+            (RsaPss, Sha512),
+            (Ecdsa, Sha256),
+            (Ecdsa, Sha384),
+            (Ecdsa, Sha512),
         ] {
+            let algorithm = SignatureAlgorithm::new(scheme, digest);
+            let id = algorithm.algorithm_identifier().unwrap();
             assert_eq!(
-                certificate_signature_algorithm(ObjectIdentifier::new_unwrap(oid)),
-                expected.map(|(scheme, digest)| SignatureAlgorithm::new(scheme, digest)),
+                SignatureAlgorithm::from_algorithm_identifier(&id).ok(),
+                Some(algorithm)
+            );
+        }
+        // sha1WithRSAEncryption and the bare rsaEncryption (which names no hash): refused.
+        for oid in ["1.2.840.113549.1.1.5", "1.2.840.113549.1.1.1"] {
+            let id = x509_cert::spki::AlgorithmIdentifierOwned {
+                oid: ObjectIdentifier::new_unwrap(oid),
+                parameters: None,
+            };
+            assert!(
+                SignatureAlgorithm::from_algorithm_identifier(&id).is_err(),
                 "{oid}"
             );
         }
