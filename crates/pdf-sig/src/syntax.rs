@@ -240,6 +240,7 @@ fn hex_digit(nibble: u8) -> u8 {
 mod tests {
     use super::*;
     use crate::reader::lexer::Parser;
+    use crate::reader::lexer::tests::object_strategy;
     use lopdf::Stream;
     use proptest::prelude::*;
 
@@ -389,34 +390,9 @@ mod tests {
         }
     }
 
-    /// Any object without streams (which only appear as indirect objects): scalars of
-    /// every kind, names and strings of any bytes, nested arrays and dictionaries.
-    fn any_object() -> impl Strategy<Value = Object> {
-        let scalar = prop_oneof![
-            Just(Object::Null),
-            any::<bool>().prop_map(Object::Boolean),
-            // i64::MIN's digits overflow i64 and would read back as a real.
-            (i64::MIN + 1..=i64::MAX).prop_map(Object::Integer),
-            (-1.0e6f32..1.0e6).prop_map(|value| Object::Real(value + 0.0)),
-            prop::collection::vec(1u8..=255, 0..12).prop_map(Object::Name),
-            prop::collection::vec(any::<u8>(), 0..24)
-                .prop_map(|bytes| Object::String(bytes, StringFormat::Literal)),
-            prop::collection::vec(any::<u8>(), 0..24)
-                .prop_map(|bytes| Object::String(bytes, StringFormat::Hexadecimal)),
-            (any::<u32>(), any::<u16>()).prop_map(Object::Reference),
-        ];
-        scalar.prop_recursive(4, 48, 6, |inner| {
-            prop_oneof![
-                prop::collection::vec(inner.clone(), 0..6).prop_map(Object::Array),
-                prop::collection::vec((prop::collection::vec(1u8..=255, 1..8), inner), 0..6)
-                    .prop_map(|entries| Object::Dictionary(Dictionary::from_iter(entries))),
-            ]
-        })
-    }
-
     proptest! {
         #[test]
-        fn any_object_reads_back_the_same(value in any_object()) {
+        fn any_object_reads_back_the_same(value in object_strategy()) {
             let bytes = written(&value);
             prop_assert_eq!(read_back(&bytes), value);
         }

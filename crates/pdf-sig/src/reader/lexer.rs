@@ -579,4 +579,4 @@ fn parse_number(token: &[u8]) -> Option<Object> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

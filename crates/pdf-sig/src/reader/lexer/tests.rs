@@ -118,9 +118,10 @@ fn nesting_is_limited() {
     assert!(matches!(parse(&dicts), Err(Error::NestingTooDeep { .. })));
 }
 
-/// Objects as lopdf builds them; reals are whole hundredths, which f32 keeps exactly
-/// enough for the writer's shortest form to read back the same.
-fn object_strategy() -> impl Strategy<Value = Object> {
+/// Objects as lopdf builds them, without streams; reals are whole hundredths, which f32
+/// keeps exactly enough for a writer's shortest form to read back the same. The
+/// increment's own serializer (`crate::syntax`) is tested with these too.
+pub(crate) fn object_strategy() -> impl Strategy<Value = Object> {
     let leaf = prop_oneof![
         Just(Object::Null),
         any::<bool>().prop_map(Object::Boolean),
@@ -143,8 +144,8 @@ fn object_strategy() -> impl Strategy<Value = Object> {
 }
 
 proptest! {
-    /// What lopdf's writer serializes (as the increment is written), this parser reads
-    /// back unchanged.
+    /// What lopdf's writer serializes (as files made with lopdf are written), this parser
+    /// reads back unchanged.
     #[test]
     fn reads_back_what_lopdf_writes(object in object_strategy()) {
         let mut bytes = Vec::new();
