@@ -90,14 +90,10 @@ impl PreparedSignature {
                 capacity: self.capacity,
             });
         }
-        const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
         // Built whole, then one write: for a file, one system call.
         let mut hex = vec![0u8; 2 * container.len()];
         for (pair, &byte) in hex.chunks_exact_mut(2).zip(container) {
-            if let [high, low] = pair {
-                *high = DIGITS[usize::from(byte >> 4)];
-                *low = DIGITS[usize::from(byte & 0x0F)];
-            }
+            pair.copy_from_slice(&HEX_PAIRS[usize::from(byte)]);
         }
         out.write_all(&hex)
             .map_err(Error::io("writing the signature container"))?;
@@ -465,6 +461,18 @@ impl<R: Read + Seek> Planned<R> {
         })
     }
 }
+
+/// Each byte's two uppercase hex digits: one table look-up per byte of the container.
+static HEX_PAIRS: [[u8; 2]; 256] = {
+    const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
+    let mut pairs = [[0u8; 2]; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        pairs[byte] = [DIGITS[byte >> 4], DIGITS[byte & 0x0F]];
+        byte += 1;
+    }
+    pairs
+};
 
 /// ASCII zeros, the placeholder's hex digits, written from here in slices.
 static ZEROS: [u8; 4096] = [b'0'; 4096];
