@@ -102,6 +102,13 @@ impl SignOptions {
     pub fn signing_time(&self) -> Option<SystemTime> {
         self.signing_time
     }
+
+    /// These options with the claimed signing time `time`: options built (and checked)
+    /// once can then serve each signature with a time of its own.
+    pub fn with_signing_time(mut self, time: SystemTime) -> SignOptions {
+        self.signing_time = Some(time);
+        self
+    }
 }
 
 /// Builds [`SignOptions`]; setters borrow and return the builder, so it can be kept

@@ -148,15 +148,13 @@ impl SignOptions {
         self.signing_time
     }
 
-    /// The `pdf-sig` options of one signature made at `time`, with `/Name` defaulting to
-    /// `default_name`.
+    /// The `pdf-sig` options of this signer's signatures, with `/Name` defaulting to
+    /// `default_name` and no time (each signature gets its own).
     pub(crate) fn pdf_options(
         &self,
-        time: SystemTime,
         default_name: Option<&str>,
     ) -> Result<pdf_sig::SignOptions, Error> {
         let mut builder = self.pdf.clone();
-        builder.signing_time(time);
         if !self.name_given
             && let Some(name) = default_name
         {
@@ -293,11 +291,7 @@ mod tests {
     fn builder_checks_and_defaults_the_name() {
         let mut builder = SignOptions::builder();
         let options = builder.reason("ok").build().unwrap();
-        assert!(
-            options
-                .pdf_options(SystemTime::now(), Some("Alice"))
-                .is_ok()
-        );
+        assert!(options.pdf_options(Some("Alice")).is_ok());
         assert!(builder.field_name("").build().is_err());
         builder.field_name("F");
         assert!(

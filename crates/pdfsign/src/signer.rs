@@ -41,11 +41,12 @@ struct Inner {
     /// every signature shares encoded at start, the signing time given per signature.
     builder: SignedDataBuilder,
     options: SignOptions,
+    /// The `pdf-sig` options, built and checked once (`/Name` defaulting to the
+    /// certificate's common name); each signature sets its own time on a copy.
+    pdf: pdf_sig::SignOptions,
     /// `/Contents` capacity in bytes of DER: the builder's bound, which holds for any
     /// signing time.
     capacity: usize,
-    /// `/Name` when the options give none: the certificate's common name.
-    default_name: Option<String>,
     /// What the key is, for messages: a URI without PIN, or "software key".
     description: String,
 }
@@ -96,7 +97,7 @@ impl Signer {
         if options.pss {
             algorithm.scheme = SignatureScheme::RsaPss;
         }
-        let default_name = common_name(key.certificate());
+        let pdf = options.pdf_options(common_name(key.certificate()).as_deref())?;
         let mut builder =
             SignedDataBuilder::new(key, algorithm, cms_sub_filter(options, SystemTime::now()))?;
         let capacity = builder.size_bound()?;
@@ -111,8 +112,8 @@ impl Signer {
             inner: Arc::new(Inner {
                 builder,
                 options: options.clone(),
+                pdf,
                 capacity,
-                default_name,
                 description: description.to_owned(),
             }),
         })
@@ -193,7 +194,7 @@ impl Signer {
     /// As [`Signer::sign_file`].
     pub fn sign_bytes(&self, pdf: &[u8]) -> Result<Vec<u8>> {
         let time = self.signing_time();
-        let options = self.pdf_options(time)?;
+        let options = self.pdf_options(time);
         let output = Vec::with_capacity(pdf.len() + 2 * self.inner.capacity + 4096);
         let prepared = pdf_sig::prepare_stream(
             Cursor::new(pdf),
@@ -219,7 +220,7 @@ impl Signer {
         output: impl AsRef<Path>,
     ) -> Result<PreparedFile> {
         let time = self.signing_time();
-        let options = self.pdf_options(time)?;
+        let options = self.pdf_options(time);
         let file = pdf_sig::prepare(input, output, &options, self.container_spec())?;
         Ok(PreparedFile { file, time })
     }
@@ -260,10 +261,8 @@ impl Signer {
         UNIX_EPOCH + Duration::from_secs(seconds)
     }
 
-    fn pdf_options(&self, time: SystemTime) -> Result<pdf_sig::SignOptions> {
-        self.inner
-            .options
-            .pdf_options(time, self.inner.default_name.as_deref())
+    fn pdf_options(&self, time: SystemTime) -> pdf_sig::SignOptions {
+        self.inner.pdf.clone().with_signing_time(time)
     }
 }
 
