@@ -187,20 +187,14 @@ pub(crate) fn lay_out(
     text.push(b' ');
     syntax::unsigned(&mut text, total - second);
     text.push(b']');
+    // The slot holds spaces; the numbers go at its start.
     let slot = bytes
-        .get_mut(byte_range_at..byte_range_at + BYTE_RANGE_WIDTH)
-        .ok_or(Error::Unreachable("the /ByteRange slot was laid out above"))?;
-    if text.len() > BYTE_RANGE_WIDTH {
-        return Err(Error::Unreachable(
+        .get_mut(byte_range_at..byte_range_at + text.len())
+        .filter(|_| text.len() <= BYTE_RANGE_WIDTH)
+        .ok_or(Error::Unreachable(
             "offsets of at most 20 digits fit the /ByteRange slot",
-        ));
-    }
-    for (slot, byte) in slot
-        .iter_mut()
-        .zip(text.iter().copied().chain(std::iter::repeat(b' ')))
-    {
-        *slot = byte;
-    }
+        ))?;
+    slot.copy_from_slice(&text);
     Ok(Layout {
         bytes,
         gap_at,

@@ -103,7 +103,7 @@ impl<R: Read + Seek> Document<R> {
             // In-use entries before free ones, each kind in table order: in a hybrid file
             // (7.5.8.4) the objects in the stream at /XRefStm come between them, since
             // the table's free entries often mark exactly the objects the stream holds.
-            // A stable sort, in place: the order of `partition` without its two vectors.
+            // A stable sort keeps `partition`'s order without building two new vectors.
             let mut entries = table;
             entries.sort_by_key(|(_, entry)| matches!(entry, XrefEntry::Free));
             let Ok(Object::Integer(stream_offset)) = trailer.at(b"XRefStm") else {

@@ -271,8 +271,8 @@ impl<'a> Parser<'a> {
                 let start = self.items.len();
                 let result = self.array_items(depth);
                 // Not `split_off`, which hands over the whole buffer when `start` is 0.
-                let items: Vec<Object> = self.items.drain(start..).collect();
-                result.map(|()| Object::Array(items))
+                let items = self.items.drain(start..);
+                result.map(|()| Object::Array(items.collect()))
             }
             b'0'..=b'9' | b'+' | b'-' | b'.' => self.number_or_reference(),
             _ if is_regular(byte) => {
@@ -325,10 +325,7 @@ impl<'a> Parser<'a> {
         let start = self.entries.len();
         let result = self.dictionary_entries(depth);
         let entries = self.entries.drain(start..);
-        match result {
-            Ok(()) => Ok(crate::dict::dictionary(entries)),
-            Err(error) => Err(error),
-        }
+        result.map(|()| crate::dict::dictionary(entries))
     }
 
     /// The entries of a dictionary after its `<<`, up to and including `>>`, onto

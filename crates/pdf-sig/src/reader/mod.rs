@@ -189,25 +189,32 @@ impl<R: Read + Seek> Document<R> {
         if let Some(object) = self.cache.get(&id.0) {
             return Ok(Rc::clone(object));
         }
+        let object = Rc::new(self.load_guarded(id)?);
+        self.cache.insert(id.0, Rc::clone(&object));
+        Ok(object)
+    }
+
+    /// As [`Document::object`], but moved out of the cache rather than copied (or read
+    /// without entering it): for an object about to be rewritten. Reading it again
+    /// parses it again.
+    pub(crate) fn take_object(&mut self, id: ObjectId) -> Result<Object> {
+        match self.cache.remove(&id.0) {
+            Some(object) => Ok(Rc::unwrap_or_clone(object)),
+            None => self.load_guarded(id),
+        }
+    }
+
+    /// Reads object `id`, refusing a reference loop (an object whose reading needs
+    /// itself, such as a `/Length` pointing back) and nesting deeper than
+    /// [`MAX_RESOLUTION_DEPTH`].
+    fn load_guarded(&mut self, id: ObjectId) -> Result<Object> {
         if self.resolving.contains(&id.0) || self.resolving.len() >= MAX_RESOLUTION_DEPTH {
             return Err(Error::ReferenceLoop { object: id.0 });
         }
         self.resolving.push(id.0);
         let result = self.load(id);
         self.resolving.pop();
-        let object = Rc::new(result?);
-        self.cache.insert(id.0, Rc::clone(&object));
-        Ok(object)
-    }
-
-    /// As [`Document::object`], but moved out of the cache rather than copied: for an
-    /// object about to be rewritten. Reading it again parses it again.
-    pub(crate) fn take_object(&mut self, id: ObjectId) -> Result<Object> {
-        self.shared_object(id)?;
-        match self.cache.remove(&id.0) {
-            Some(object) => Ok(Rc::unwrap_or_clone(object)),
-            None => Err(Error::Unreachable("the object was cached just above")),
-        }
+        result
     }
 
     /// As [`Document::dictionary`], moved out of the cache: see
@@ -217,10 +224,8 @@ impl<R: Read + Seek> Document<R> {
         id: ObjectId,
         what: &'static str,
     ) -> Result<Dictionary> {
-        match self.take_object(id)? {
-            Object::Dictionary(dict) => Ok(dict),
-            _ => Err(Error::wrong_type(what, "a dictionary", Some(id))),
-        }
+        let object = self.take_object(id)?;
+        into_dictionary(object, id, what)
     }
 
     /// Follows `object` if it is a reference; returns it unchanged otherwise.
@@ -242,10 +247,8 @@ impl<R: Read + Seek> Document<R> {
     ///
     /// [`Error::UnexpectedType`] naming `what`, and the errors of [`Document::object`].
     pub fn dictionary(&mut self, id: ObjectId, what: &'static str) -> Result<Dictionary> {
-        match self.object(id)? {
-            Object::Dictionary(dict) => Ok(dict),
-            _ => Err(Error::wrong_type(what, "a dictionary", Some(id))),
-        }
+        let object = self.object(id)?;
+        into_dictionary(object, id, what)
     }
 
     fn load(&mut self, id: ObjectId) -> Result<Object> {
@@ -350,11 +353,8 @@ impl<R: Read + Seek> Document<R> {
         if !matches!(self.entries.get(&number), Some(XrefEntry::InFile { .. })) {
             return Err(bad("is not an object stored in the file"));
         }
-        let object = self.shared_object((number, 0))?;
-        // The raw data is no longer needed once decoded: out of the cache, and taken
-        // rather than copied.
-        self.cache.remove(&number);
-        let Object::Stream(stream) = Rc::unwrap_or_clone(object) else {
+        // The raw data is no longer needed once decoded: taken, never cached.
+        let Object::Stream(stream) = self.take_object((number, 0))? else {
             return Err(bad("is not a stream"));
         };
         let dict = &stream.dict;
@@ -475,12 +475,26 @@ impl<R: Read + Seek> Document<R> {
             });
         }
         let data = read_exact_at(&mut self.source, offset, len)?;
-        let after = read_exact_at(&mut self.source, end, (self.file_len - end).min(64))?;
+        let mut buffer = [0u8; 64];
+        let after = read_exact_into(
+            &mut self.source,
+            end,
+            &mut buffer,
+            (self.file_len - end).min(64),
+        )?;
         let keyword = after.iter().position(|&byte| !lexer::is_whitespace(byte));
         match keyword.and_then(|start| after.get(start..)) {
             Some(rest) if rest.starts_with(b"endstream") => Ok(data),
             _ => Err(bad_length),
         }
+    }
+}
+
+/// `object`, object `id`, if it is a dictionary (a stream's does not count).
+fn into_dictionary(object: Object, id: ObjectId, what: &'static str) -> Result<Dictionary> {
+    match object {
+        Object::Dictionary(dict) => Ok(dict),
+        _ => Err(Error::wrong_type(what, "a dictionary", Some(id))),
     }
 }
 
@@ -508,27 +522,19 @@ fn read_exact_at<R: Read + Seek>(source: &mut R, offset: u64, len: u64) -> Resul
     Ok(buffer)
 }
 
-/// Reads exactly `len` bytes at `offset` into `buffer`, replacing what it held.
+/// Reads exactly `len` bytes at `offset` into `buffer`, replacing what it held (and
+/// keeping its allocation when it is large enough).
 fn read_exact_to_vec<R: Read + Seek>(
     source: &mut R,
     offset: u64,
     len: u64,
     buffer: &mut Vec<u8>,
 ) -> Result<()> {
-    source
-        .seek(SeekFrom::Start(offset))
-        .map_err(Error::io("reading the input"))?;
+    let len_usize = usize::try_from(len)
+        .map_err(|_| Error::Unreachable("reads are bounded by the limits, far below usize::MAX"))?;
     buffer.clear();
-    buffer.reserve(usize::try_from(len).unwrap_or(0));
-    source
-        .take(len)
-        .read_to_end(buffer)
-        .map_err(Error::io("reading the input"))?;
-    if (buffer.len() as u64) < len {
-        return Err(Error::UnexpectedEof {
-            offset: offset + buffer.len() as u64,
-        });
-    }
+    buffer.resize(len_usize, 0);
+    read_exact_into(source, offset, buffer, len)?;
     Ok(())
 }
 
