@@ -5,10 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use pdf_validators::Tool;
-use pdfsign_e2e::{
-    KeyKind, PkiFiles, Scratch, TestToken, judge, key_uri, pdfsign, pin_file, pki_files, run,
-    sample_pdf,
-};
+use pdfsign_e2e::{KeyKind, PkiFiles, judge, key_uri, pdfsign, pki_files, run, sample_pdf, setup};
 
 /// `count` copies of the sample (a few other fixtures mixed in) in `dir/in`.
 fn inputs(dir: &Path, count: usize) -> PathBuf {
@@ -36,10 +33,8 @@ fn inputs(dir: &Path, count: usize) -> PathBuf {
 /// Signs `count` files with `-j jobs`. On this 2-CPU machine, -j 1 to 3 hand each file's
 /// fsync and rename to a committer thread; -j 8 commits in the signing jobs.
 fn batch(test: &str, kind: KeyKind, count: usize, jobs: usize, pyhanko_samples: usize) {
-    let token = TestToken::builder(test).key(kind).build();
-    let scratch = Scratch::new(test);
+    let (token, scratch, pin) = setup(test, &[kind]);
     let pki = pki_files(scratch.path());
-    let pin = pin_file(scratch.path(), &token.user_pin);
     let input_dir = inputs(scratch.path(), count);
     let output_dir = scratch.join("out");
 
@@ -131,9 +126,7 @@ fn batch_p521_few_files() {
 /// terminal.
 #[test]
 fn batch_from_a_glob_and_files() {
-    let token = TestToken::builder("batch_glob").key(KeyKind::P256).build();
-    let scratch = Scratch::new("batch_glob");
-    let pin = pin_file(scratch.path(), &token.user_pin);
+    let (token, scratch, pin) = setup("batch_glob", &[KeyKind::P256]);
     let input_dir = inputs(scratch.path(), 6);
     let pattern = format!("{}/doc00[0-2].pdf", input_dir.display());
     let out = run(pdfsign()

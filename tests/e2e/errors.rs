@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use pdfsign_e2e::{
-    KeyKind, Scratch, TestToken, key_uri, module_path, pdfsign, pin_file, run, sample_pdf,
+    KeyKind, Scratch, TestToken, key_uri, module_path, pdfsign, pin_file, run, sample_pdf, setup,
 };
 
 /// Files in `dir`, hidden ones (temporary files) included.
@@ -147,12 +147,7 @@ fn a_wrong_pin_is_refused_once_with_the_token_flags() {
 
 #[test]
 fn an_unknown_key_lists_the_labels_there_are() {
-    let token = TestToken::builder("unknown_key")
-        .key(KeyKind::P256)
-        .key(KeyKind::Rsa2048)
-        .build();
-    let scratch = Scratch::new("unknown_key");
-    let pin = pin_file(scratch.path(), &token.user_pin);
+    let (token, scratch, pin) = setup("unknown_key", &[KeyKind::P256, KeyKind::Rsa2048]);
     let output = scratch.join("out.pdf");
     let out = sign_with(&key_uri(&token, "p999", &pin), &output);
     assert_eq!(out.code, 2, "{}", out.all());
@@ -199,9 +194,7 @@ fn an_unknown_key_lists_the_labels_there_are() {
 
 #[test]
 fn unreadable_input_and_unwritable_output() {
-    let token = TestToken::builder("unreadable").key(KeyKind::P256).build();
-    let scratch = Scratch::new("unreadable");
-    let pin = pin_file(scratch.path(), &token.user_pin);
+    let (token, scratch, pin) = setup("unreadable", &[KeyKind::P256]);
     let uri = key_uri(&token, "p256", &pin);
     // A missing input: exit 2 before the token is asked.
     let out = run(pdfsign()
@@ -286,11 +279,7 @@ fn unreadable_input_and_unwritable_output() {
 /// every input is unchanged.
 #[test]
 fn a_batch_signs_what_it_can() {
-    let token = TestToken::builder("batch_failures")
-        .key(KeyKind::P256)
-        .build();
-    let scratch = Scratch::new("batch_failures");
-    let pin = pin_file(scratch.path(), &token.user_pin);
+    let (token, scratch, pin) = setup("batch_failures", &[KeyKind::P256]);
     let inputs = scratch.join("in");
     std::fs::create_dir_all(&inputs).unwrap();
     let fixtures = pdfsign_e2e::root().join("fixtures/pdf");
@@ -434,11 +423,7 @@ fn no_pin_and_no_terminal_is_a_clear_error() {
 /// the CPUs of any machine this runs on); the other files are signed.
 #[test]
 fn a_failed_commit_leaves_no_output() {
-    let token = TestToken::builder("batch_commit_fails")
-        .key(KeyKind::P256)
-        .build();
-    let scratch = Scratch::new("batch_commit_fails");
-    let pin = pin_file(scratch.path(), &token.user_pin);
+    let (token, scratch, pin) = setup("batch_commit_fails", &[KeyKind::P256]);
     let inputs = scratch.join("in");
     std::fs::create_dir_all(&inputs).unwrap();
     for name in ["a.pdf", "b.pdf", "c.pdf"] {

@@ -1,16 +1,11 @@
 //! `pdfsign list`: public objects without a PIN, private keys with their certificates'
 //! subjects with one.
 
-use pdfsign_e2e::{KeyKind, Scratch, TestToken, module_path, pdfsign, pin_file, run};
+use pdfsign_e2e::{KeyKind, module_path, pdfsign, run, setup};
 
 #[test]
 fn list_without_and_with_a_pin() {
-    let token = TestToken::builder("list")
-        .key(KeyKind::P256)
-        .key(KeyKind::Rsa2048)
-        .build();
-    let scratch = Scratch::new("list");
-    let pin = pin_file(scratch.path(), &token.user_pin);
+    let (token, _scratch, pin) = setup("list", &[KeyKind::P256, KeyKind::Rsa2048]);
     let uri = format!(
         "pkcs11:token={}?module-path={}",
         token.label,

@@ -3,14 +3,13 @@
 
 use pdfsign_e2e::{
     KeyKind, Scratch, TestToken, judge, key_uri, pdfsign, pin_file, pki_files, run, sample_pdf,
+    setup,
 };
 
 /// Signs the sample with `kind`'s key and `extra` flags; checks everything.
 fn sign_and_judge(test: &str, kind: KeyKind, extra: &[&str], expect_algorithm: &str) {
-    let token = TestToken::builder(test).key(kind).build();
-    let scratch = Scratch::new(test);
+    let (token, scratch, pin) = setup(test, &[kind]);
     let pki = pki_files(scratch.path());
-    let pin = pin_file(scratch.path(), &token.user_pin);
     let output = scratch.join("signed.pdf");
     let before = std::fs::read(sample_pdf()).unwrap();
 

@@ -232,6 +232,22 @@ pub fn pin_file(dir: &Path, pin: &str) -> PathBuf {
     path
 }
 
+/// What most end-to-end tests start from: a token named after the test holding `keys`,
+/// a scratch directory of the same name, and in it a file with the user PIN (for
+/// `pin-source`).
+///
+/// # Panics
+/// If the token cannot be made or the PIN file written.
+pub fn setup(test: &str, keys: &[KeyKind]) -> (TestToken, Scratch, PathBuf) {
+    let token = keys
+        .iter()
+        .fold(TestToken::builder(test), |builder, &kind| builder.key(kind))
+        .build();
+    let scratch = Scratch::new(test);
+    let pin = pin_file(scratch.path(), &token.user_pin);
+    (token, scratch, pin)
+}
+
 /// The SoftHSM2 module of the tests.
 ///
 /// # Panics
