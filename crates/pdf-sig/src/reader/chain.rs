@@ -8,7 +8,7 @@ use std::io::{BufReader, Read, Seek, SeekFrom};
 use lopdf::{Dictionary, Object};
 
 use super::xref::{self, NumberedEntry, StreamLayout};
-use super::{Document, XrefEntry, XrefKind, filter, lexer, read_exact_into};
+use super::{Document, XrefEntry, XrefKind, filter, lexer};
 use crate::error::{Error, Result};
 use crate::limits::MAX_XREF_ENTRIES;
 
@@ -66,12 +66,7 @@ impl<R: Read + Seek> Document<R> {
         visited: &mut HashSet<u64>,
     ) -> Result<(XrefKind, Dictionary, Vec<NumberedEntry>)> {
         let mut buffer = [0u8; 32];
-        let head = read_exact_into(
-            &mut self.source,
-            offset,
-            &mut buffer,
-            (self.file_len - offset).min(32),
-        )?;
+        let head = self.read_up_to(offset, &mut buffer)?;
         let start = head
             .iter()
             .position(|&byte| !lexer::is_whitespace(byte))

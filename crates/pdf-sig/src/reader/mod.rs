@@ -449,6 +449,13 @@ impl<R: Read + Seek> Document<R> {
         result
     }
 
+    /// Reads the bytes at `offset` into `buffer`, as many as it holds or the file has left
+    /// (`offset` is at most the file's length).
+    fn read_up_to<'b>(&mut self, offset: u64, buffer: &'b mut [u8]) -> Result<&'b [u8]> {
+        let len = (self.file_len.saturating_sub(offset)).min(buffer.len() as u64);
+        read_exact_into(&mut self.source, offset, buffer, len)
+    }
+
     /// Reads `length` bytes of stream data at `offset` and checks that `endstream`
     /// follows them, so that a lying `/Length` is caught.
     fn stream_data(&mut self, object: u32, offset: u64, length: i64) -> Result<Vec<u8>> {
@@ -476,12 +483,7 @@ impl<R: Read + Seek> Document<R> {
         }
         let data = read_exact_at(&mut self.source, offset, len)?;
         let mut buffer = [0u8; 64];
-        let after = read_exact_into(
-            &mut self.source,
-            end,
-            &mut buffer,
-            (self.file_len - end).min(64),
-        )?;
+        let after = self.read_up_to(end, &mut buffer)?;
         let keyword = after.iter().position(|&byte| !lexer::is_whitespace(byte));
         match keyword.and_then(|start| after.get(start..)) {
             Some(rest) if rest.starts_with(b"endstream") => Ok(data),
