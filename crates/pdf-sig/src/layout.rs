@@ -10,7 +10,7 @@ use std::ops::Range;
 use lopdf::{Dictionary, Object, StringFormat};
 
 use crate::error::{Error, Result};
-use crate::increment::Increment;
+use crate::increment::{Body, Increment};
 use crate::reader::{XrefEntry, XrefKind, encode_stream_entry};
 use crate::syntax;
 
@@ -131,7 +131,7 @@ pub(crate) fn lay_out(
     }
     let mut offsets: Vec<(u32, XrefEntry)> = Vec::with_capacity(increment.objects.len() + 2);
 
-    for &(id, ref object) in &increment.objects {
+    for &(id, ref body) in &increment.objects {
         offsets.push((
             id.0,
             XrefEntry::InFile {
@@ -139,7 +139,14 @@ pub(crate) fn lay_out(
                 generation: id.1,
             },
         ));
-        syntax::indirect(&mut bytes, id, object);
+        match body {
+            Body::Object(object) => syntax::indirect(&mut bytes, id, object),
+            Body::Amended { dict, key, value } => {
+                syntax::object_header(&mut bytes, id);
+                syntax::amended(&mut bytes, dict, key, value);
+                syntax::object_trailer(&mut bytes);
+            }
+        }
     }
 
     // The signature dictionary, written by hand around its two placeholders.

@@ -15,6 +15,7 @@
 use lopdf::{Dictionary, Object, StringFormat};
 
 use crate::error::ObjectId;
+use crate::reader::RawDict;
 
 const HEX_DIGITS: &[u8; 16] = b"0123456789ABCDEF";
 
@@ -55,7 +56,23 @@ pub(crate) fn object(out: &mut Vec<u8>, object: &Object) {
 pub(crate) fn indirect(out: &mut Vec<u8>, id: ObjectId, body: &Object) {
     object_header(out, id);
     object(out, body);
+    object_trailer(out);
+}
+
+/// Appends the line feed and `endobj` line that close an indirect object.
+pub(crate) fn object_trailer(out: &mut Vec<u8>) {
     out.extend_from_slice(b"\nendobj\n");
+}
+
+/// Appends `dict` with `key` set to `value`: the other entries as found, then `key`.
+/// Each entry found begins with its key's `/`, so none can run into the one before.
+pub(crate) fn amended(out: &mut Vec<u8>, dict: &RawDict, key: &[u8], value: &Object) {
+    out.extend_from_slice(b"<<");
+    for found in dict.entries_except(key) {
+        out.extend_from_slice(found);
+    }
+    entry(out, key, value);
+    out.extend_from_slice(b">>");
 }
 
 /// Appends `n g obj` and a line feed.

@@ -16,7 +16,7 @@ use lopdf::{Dictionary, Object};
 use crate::Warning;
 use crate::error::{Error, ObjectId, Result};
 use crate::options::{Rect, SignOptions};
-use crate::reader::Document;
+use crate::reader::{Document, RawDict};
 use crate::text::{CivilTime, text_string};
 use appearance::{AppearanceText, appearance_stream};
 use tree::Field;
@@ -30,7 +30,7 @@ const SIG_FLAGS: i64 = 3;
 /// The planned increment: every object to write except the cross-reference data.
 pub(crate) struct Increment {
     /// Rewritten and new objects, in object-number order.
-    pub(crate) objects: Vec<(ObjectId, Object)>,
+    pub(crate) objects: Vec<(ObjectId, Body)>,
     /// The signature dictionary's number; the layout writes it with its placeholders.
     pub(crate) signature_id: ObjectId,
     /// The signature dictionary without `/ByteRange` and `/Contents`.
@@ -43,21 +43,50 @@ pub(crate) struct Increment {
     pub(crate) warnings: Vec<Warning>,
 }
 
+/// What the increment writes for one object.
+pub(crate) enum Body {
+    /// A new object, or one rewritten in lopdf's model.
+    Object(Object),
+    /// A dictionary of the input as found but for one entry, set to `value`.
+    Amended {
+        dict: RawDict,
+        key: &'static [u8],
+        value: Object,
+    },
+}
+
+impl Body {
+    fn amended(dict: RawDict, key: &'static [u8], value: impl Into<Object>) -> Self {
+        Body::Amended {
+            dict,
+            key,
+            value: value.into(),
+        }
+    }
+}
+
+impl From<Object> for Body {
+    fn from(object: Object) -> Self {
+        Body::Object(object)
+    }
+}
+
 /// The objects the increment writes, each number once (the last insert wins). A
 /// handful, so a vector: a `BTreeMap`'s first node alone takes 1.4 KiB.
 #[derive(Default)]
-struct Objects(Vec<(ObjectId, Object)>);
+struct Objects(Vec<(ObjectId, Body)>);
 
 impl Objects {
-    fn insert(&mut self, id: ObjectId, object: Object) {
+    fn insert(&mut self, id: ObjectId, body: impl Into<Body>) {
+        let body = body.into();
         match self.0.iter_mut().find(|(found, _)| *found == id) {
-            Some(slot) => slot.1 = object,
-            None => self.0.push((id, object)),
+            Some(slot) => slot.1 = body,
+            None => self.0.push((id, body)),
         }
     }
 
     /// The objects in object-number order.
-    fn into_sorted(mut self) -> Vec<(ObjectId, Object)> {
+    fn into_sorted(mut self) -> Vec<(ObjectId, Body)> {
         self.0.sort_unstable_by_key(|(id, _)| *id);
         self.0
     }
@@ -102,17 +131,17 @@ pub(crate) fn plan<R: Read + Seek>(
             None,
         ));
     };
-    let mut catalog = doc.take_dictionary(root_id, "the /Root catalog")?;
+    let catalog = doc.raw_dictionary(root_id, "the /Root catalog")?;
     check_doc_mdp(doc, &catalog)?;
 
-    let (home, mut form) = match catalog.at(b"AcroForm") {
-        Err(_) | Ok(Object::Null) => (FormHome::Missing, Dictionary::new()),
-        Ok(Object::Reference(id)) => (
-            FormHome::Indirect(*id),
-            doc.take_dictionary(*id, "the AcroForm")?,
+    let (home, mut form) = match catalog.get(b"AcroForm")? {
+        None | Some(Object::Null) => (FormHome::Missing, Dictionary::new()),
+        Some(Object::Reference(id)) => (
+            FormHome::Indirect(id),
+            doc.take_dictionary(id, "the AcroForm")?,
         ),
-        Ok(Object::Dictionary(form)) => (FormHome::Direct, form.clone()),
-        Ok(_) => {
+        Some(Object::Dictionary(form)) => (FormHome::Direct, form),
+        Some(_) => {
             return Err(Error::wrong_type(
                 "the catalog's /AcroForm",
                 "a dictionary",
@@ -170,7 +199,7 @@ pub(crate) fn plan<R: Read + Seek>(
             };
             let page = tree::find_page(
                 doc,
-                catalog.at(b"Pages").unwrap_or(&Object::Null),
+                &catalog.get(b"Pages")?.unwrap_or(Object::Null),
                 options.page_index,
             )?;
             let annots = read_annots(doc, &page)?;
@@ -267,14 +296,13 @@ pub(crate) fn plan<R: Read + Seek>(
                 objects.insert(id, Object::Dictionary(form));
             }
             FormHome::Direct => {
-                catalog.set("AcroForm", form);
-                objects.insert(root_id, Object::Dictionary(catalog));
+                objects.insert(root_id, Body::amended(catalog, b"AcroForm", form));
             }
             FormHome::Missing => {
                 let form_id = numbers.take()?;
                 objects.insert(form_id, Object::Dictionary(form));
-                catalog.set("AcroForm", Object::Reference(form_id));
-                objects.insert(root_id, Object::Dictionary(catalog));
+                let reference = Object::Reference(form_id);
+                objects.insert(root_id, Body::amended(catalog, b"AcroForm", reference));
             }
         }
     }
@@ -310,11 +338,11 @@ pub(crate) fn plan<R: Read + Seek>(
 }
 
 /// Refuses a document certified with DocMDP `/P 1` (12.8.2.2).
-fn check_doc_mdp<R: Read + Seek>(doc: &mut Document<R>, catalog: &Dictionary) -> Result<()> {
-    let Ok(perms) = catalog.at(b"Perms") else {
+fn check_doc_mdp<R: Read + Seek>(doc: &mut Document<R>, catalog: &RawDict) -> Result<()> {
+    let Some(perms) = catalog.get(b"Perms")? else {
         return Ok(());
     };
-    let Object::Dictionary(perms) = doc.resolve(perms)? else {
+    let Object::Dictionary(perms) = doc.resolve(&perms)? else {
         return Ok(());
     };
     let Ok(certification) = perms.at(b"DocMDP") else {
@@ -476,18 +504,18 @@ enum Target<'f> {
 }
 
 fn read_annots<R: Read + Seek>(doc: &mut Document<R>, page: &tree::Page) -> Result<Annots> {
-    match page.dict.at(b"Annots") {
-        Ok(Object::Reference(id)) => match doc.object(*id)? {
-            Object::Array(annots) => Ok(Annots::Indirect(*id, annots)),
+    match page.dict.get(b"Annots")? {
+        Some(Object::Reference(id)) => match doc.object(id)? {
+            Object::Array(annots) => Ok(Annots::Indirect(id, annots)),
             _ => Err(Error::wrong_type(
                 "the page's /Annots",
                 "an array",
-                Some(*id),
+                Some(id),
             )),
         },
-        Ok(Object::Array(annots)) => Ok(Annots::Direct(annots.clone())),
-        Err(_) | Ok(Object::Null) => Ok(Annots::Missing),
-        Ok(_) => Err(Error::wrong_type(
+        Some(Object::Array(annots)) => Ok(Annots::Direct(annots)),
+        None | Some(Object::Null) => Ok(Annots::Missing),
+        Some(_) => Err(Error::wrong_type(
             "the page's /Annots",
             "an array",
             Some(page.id),
@@ -497,7 +525,7 @@ fn read_annots<R: Read + Seek>(doc: &mut Document<R>, page: &tree::Page) -> Resu
 
 /// Adds the widget to the page's `/Annots`: in the page if the array is direct or
 /// missing, in the array object if it is indirect.
-fn add_to_annots(mut page: tree::Page, annots: Annots, widget_id: ObjectId, objects: &mut Objects) {
+fn add_to_annots(page: tree::Page, annots: Annots, widget_id: ObjectId, objects: &mut Objects) {
     let widget = Object::Reference(widget_id);
     match annots {
         Annots::Indirect(id, mut annots) => {
@@ -506,12 +534,11 @@ fn add_to_annots(mut page: tree::Page, annots: Annots, widget_id: ObjectId, obje
         }
         Annots::Direct(mut annots) => {
             annots.push(widget);
-            page.dict.set("Annots", Object::Array(annots));
-            objects.insert(page.id, Object::Dictionary(page.dict));
+            objects.insert(page.id, Body::amended(page.dict, b"Annots", annots));
         }
         Annots::Missing => {
-            page.dict.set("Annots", Object::Array(vec![widget]));
-            objects.insert(page.id, Object::Dictionary(page.dict));
+            let annots = vec![widget];
+            objects.insert(page.id, Body::amended(page.dict, b"Annots", annots));
         }
     }
 }

@@ -10,13 +10,14 @@ use lopdf::{Dictionary, Object};
 
 use crate::error::{Error, ObjectId, Result};
 use crate::limits::MAX_NESTING;
-use crate::reader::Document;
+use crate::reader::{Document, RawDict};
 use crate::text::decode_text_string;
 
 /// The page the widget goes on.
 pub(crate) struct Page {
     pub(crate) id: ObjectId,
-    pub(crate) dict: Dictionary,
+    /// As found: the page is rewritten with one more entry, `/Annots`.
+    pub(crate) dict: RawDict,
     /// The page's `/Rotate`, inherited from the page tree if need be: 0, 90, 180 or 270.
     pub(crate) rotate: u16,
 }
@@ -39,7 +40,8 @@ pub(crate) fn find_page<R: Read + Seek>(
         remaining: index,
         seen: 0,
     };
-    match walk.descend(doc, *root, 0, 0)? {
+    let node = doc.raw_dictionary(*root, PAGE_TREE_NODE)?;
+    match walk.descend(doc, *root, node, 0, 0)? {
         Some(page) => Ok(page),
         None => Err(Error::PageOutOfRange {
             index,
@@ -48,6 +50,8 @@ pub(crate) fn find_page<R: Read + Seek>(
     }
 }
 
+const PAGE_TREE_NODE: &str = "a page tree node";
+
 struct PageWalk {
     visited: HashSet<u32>,
     remaining: u32,
@@ -55,10 +59,14 @@ struct PageWalk {
 }
 
 impl PageWalk {
+    /// Looks for the page in the subtree of node `id`, already read as `node`. Nodes
+    /// are read as [`RawDict`]s: the walk looks at four keys of each, and the page
+    /// found is rewritten as found.
     fn descend<R: Read + Seek>(
         &mut self,
         doc: &mut Document<R>,
         id: ObjectId,
+        node: RawDict,
         depth: usize,
         inherited_rotate: i64,
     ) -> Result<Option<Page>> {
@@ -74,37 +82,31 @@ impl PageWalk {
                 limit: MAX_NESTING,
             });
         }
-        // Looked at in the document's cache; only the page found is copied out.
-        let node = doc.shared_object(id)?;
-        let dict = page_tree_node(&node, id)?;
-        let rotate = match dict.at(b"Rotate") {
-            Ok(Object::Integer(rotate)) => *rotate,
+        let rotate = match node.get(b"Rotate")? {
+            Some(Object::Integer(rotate)) => rotate,
             _ => inherited_rotate,
         };
-        let is_leaf = match dict.at(b"Type") {
-            Ok(Object::Name(name)) => name == b"Page",
-            _ => !dict.has(b"Kids"),
+        let is_leaf = match node.get(b"Type")? {
+            Some(Object::Name(name)) => name == b"Page",
+            _ => !node.has(b"Kids"),
         };
         if is_leaf {
             self.seen = self.seen.saturating_add(1);
             if self.remaining == 0 {
                 let rotate = normalize_rotation(rotate);
-                // The page is about to be rewritten: moved out of the cache, not copied.
-                drop(node);
-                let dict = doc.take_dictionary(id, "a page tree node")?;
-                return Ok(Some(Page { id, dict, rotate }));
+                return Ok(Some(Page {
+                    id,
+                    dict: node,
+                    rotate,
+                }));
             }
             self.remaining -= 1;
             return Ok(None);
         }
-        let indirect_kids;
-        let kids = match dict.at(b"Kids") {
-            Ok(Object::Reference(kids_id)) => {
-                indirect_kids = doc.shared_object(*kids_id)?;
-                &*indirect_kids
-            }
-            Ok(kids) => kids,
-            Err(_) => return Ok(None),
+        let kids = match node.get(b"Kids")? {
+            Some(Object::Reference(kids_id)) => doc.object(kids_id)?,
+            Some(kids) => kids,
+            None => return Ok(None),
         };
         let Object::Array(kids) = kids else {
             return Err(Error::wrong_type(
@@ -114,63 +116,47 @@ impl PageWalk {
             ));
         };
         for kid in kids {
-            let &Object::Reference(kid) = kid else {
+            let Object::Reference(kid) = kid else {
                 return Err(Error::wrong_type(
                     "a page tree node's kid",
                     "an indirect reference",
                     Some(id),
                 ));
             };
+            if self.visited.contains(&kid.0) {
+                return Err(Error::TreeLoop {
+                    tree: "page",
+                    object: kid.0,
+                });
+            }
+            let node = doc.raw_dictionary(kid, PAGE_TREE_NODE)?;
             // Skip a whole subtree when its /Count says the page is not in it. A wrong
             // /Count can only make the walk miss the page, never loop: every node is
             // visited at most once.
-            if let Some(count) = self.subtree_count(doc, kid)?
+            if let Some(count) = subtree_count(&node)?
                 && count <= self.remaining
             {
-                if !self.visited.insert(kid.0) {
-                    return Err(Error::TreeLoop {
-                        tree: "page",
-                        object: kid.0,
-                    });
-                }
+                self.visited.insert(kid.0);
                 self.remaining -= count;
                 self.seen = self.seen.saturating_add(count);
                 continue;
             }
-            if let Some(page) = self.descend(doc, kid, depth + 1, rotate)? {
+            if let Some(page) = self.descend(doc, kid, node, depth + 1, rotate)? {
                 return Ok(Some(page));
             }
         }
         Ok(None)
     }
-
-    fn subtree_count<R: Read + Seek>(
-        &self,
-        doc: &mut Document<R>,
-        kid: ObjectId,
-    ) -> Result<Option<u32>> {
-        if self.visited.contains(&kid.0) {
-            return Ok(None);
-        }
-        let node = doc.shared_object(kid)?;
-        let dict = page_tree_node(&node, kid)?;
-        let is_pages = matches!(dict.at(b"Type"), Ok(Object::Name(name)) if name == b"Pages");
-        match dict.at(b"Count") {
-            Ok(Object::Integer(count)) if is_pages => Ok(u32::try_from(*count).ok()),
-            _ => Ok(None),
-        }
-    }
 }
 
-/// The dictionary of page tree node `id`.
-fn page_tree_node(node: &Object, id: ObjectId) -> Result<&Dictionary> {
-    match node {
-        Object::Dictionary(dict) => Ok(dict),
-        _ => Err(Error::wrong_type(
-            "a page tree node",
-            "a dictionary",
-            Some(id),
-        )),
+/// The `/Count` of an intermediate node (`/Type /Pages`), which a page cannot have.
+fn subtree_count(node: &RawDict) -> Result<Option<u32>> {
+    if !matches!(node.get(b"Type")?, Some(Object::Name(name)) if name == b"Pages") {
+        return Ok(None);
+    }
+    match node.get(b"Count")? {
+        Some(Object::Integer(count)) => Ok(u32::try_from(count).ok()),
+        _ => Ok(None),
     }
 }
 

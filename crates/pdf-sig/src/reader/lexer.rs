@@ -9,8 +9,33 @@
 
 use lopdf::{Dictionary, Object, StringFormat};
 
+use super::raw::{RawDict, RawEntry};
 use crate::error::{Error, ObjectId, Result};
 use crate::limits::MAX_NESTING;
+
+/// Where a string's bytes go as they are decoded: into the string when the object is
+/// built, nowhere when it is only checked.
+trait Sink {
+    fn push(&mut self, byte: u8);
+    fn reserve(&mut self, _additional: usize) {}
+}
+
+impl Sink for Vec<u8> {
+    fn push(&mut self, byte: u8) {
+        Vec::push(self, byte);
+    }
+
+    fn reserve(&mut self, additional: usize) {
+        Vec::reserve(self, additional);
+    }
+}
+
+/// Checks a string without keeping it.
+struct Discard;
+
+impl Sink for Discard {
+    fn push(&mut self, _byte: u8) {}
+}
 
 /// An indirect object as found at an offset: `N G obj <object> [stream]`.
 #[derive(Debug)]
@@ -53,7 +78,7 @@ fn is_regular(byte: u8) -> bool {
     !is_whitespace(byte) && !is_delimiter(byte)
 }
 
-fn hex_value(byte: u8) -> Option<u8> {
+pub(crate) fn hex_value(byte: u8) -> Option<u8> {
     match byte {
         b'0'..=b'9' => Some(byte - b'0'),
         b'a'..=b'f' => Some(byte - b'a' + 10),
@@ -88,6 +113,13 @@ impl<'a> Parser<'a> {
             items: Vec::new(),
             entries: Vec::new(),
         }
+    }
+
+    /// The same parser, for data of object stream `stream` (if any), for error messages
+    /// that name it.
+    pub(crate) fn in_stream(mut self, stream: Option<u32>) -> Self {
+        self.object_stream = stream;
+        self
     }
 
     /// The absolute offset of the next byte.
@@ -229,12 +261,56 @@ impl<'a> Parser<'a> {
         })
     }
 
-    /// Reads one direct object.
-    pub(crate) fn object(&mut self) -> Result<Object> {
-        self.object_at_depth(0)
+    /// As [`Parser::indirect_object`], for [`Parser::raw_dictionary`]: `None` for an
+    /// object that is not a dictionary, or is a stream's.
+    pub(crate) fn raw_indirect_dictionary(&mut self) -> Result<(ObjectId, Option<RawDict>)> {
+        let id = self.indirect_header()?;
+        let dict = self.raw_dictionary()?;
+        if dict.is_some() && self.skip_whitespace()? {
+            let at = self.pos;
+            if self.peek().is_some_and(is_regular) && self.token()? == b"stream" {
+                return Ok((id, None));
+            }
+            self.pos = at;
+        }
+        Ok((id, dict))
     }
 
-    fn object_at_depth(&mut self, depth: usize) -> Result<Object> {
+    /// Checks one direct object exactly as [`Parser::object`] reads it, without building
+    /// it; a dictionary comes back as its bytes and the spans of its entries, anything
+    /// else as `None`.
+    pub(crate) fn raw_dictionary(&mut self) -> Result<Option<RawDict>> {
+        if !self.skip_whitespace()? {
+            return Err(self.eof());
+        }
+        if self.peek() != Some(b'<') || self.peek_at(1) != Some(b'<') {
+            self.object_at_depth::<false>(0)?;
+            return Ok(None);
+        }
+        let start = self.pos;
+        let depth = self.deeper(0)?;
+        self.pos += 2;
+        let mut entries = Vec::new();
+        self.dictionary_entries::<false>(depth, Some(&mut entries))?;
+        let bytes = self.buf.get(start..self.pos).unwrap_or_default();
+        Ok(Some(RawDict::new(
+            bytes,
+            entries,
+            start,
+            self.base.saturating_add(start as u64),
+            self.object_stream,
+        )))
+    }
+
+    /// Reads one direct object.
+    pub(crate) fn object(&mut self) -> Result<Object> {
+        self.object_at_depth::<true>(0)
+    }
+
+    /// Reads one object at nesting `depth`. With `KEEP` false it is checked exactly as
+    /// it would be read, but nothing is built and [`Object::Null`] comes back: the same
+    /// syntax is accepted either way.
+    fn object_at_depth<const KEEP: bool>(&mut self, depth: usize) -> Result<Object> {
         if !self.skip_whitespace()? {
             return Err(self.eof());
         }
@@ -242,37 +318,62 @@ impl<'a> Parser<'a> {
             return Err(self.eof());
         };
         match byte {
-            b'/' => {
+            b'/' if KEEP => {
                 self.pos += 1;
                 Ok(Object::Name(self.name_body()?))
             }
+            b'/' => {
+                self.pos += 1;
+                self.token()?;
+                Ok(Object::Null)
+            }
+            b'(' if KEEP => {
+                self.pos += 1;
+                let mut text = Vec::new();
+                self.literal_string_body(&mut text)?;
+                Ok(Object::String(text, StringFormat::Literal))
+            }
             b'(' => {
                 self.pos += 1;
-                Ok(Object::String(
-                    self.literal_string_body()?,
-                    StringFormat::Literal,
-                ))
+                self.literal_string_body(&mut Discard)?;
+                Ok(Object::Null)
             }
-            b'<' if self.peek_at(1) == Some(b'<') => {
+            b'<' if self.peek_at(1) == Some(b'<') && KEEP => {
                 let dict = self.dictionary(depth)?;
                 Ok(Object::Dictionary(dict))
             }
+            b'<' if self.peek_at(1) == Some(b'<') => {
+                let depth = self.deeper(depth)?;
+                self.pos += 2;
+                self.dictionary_entries::<false>(depth, None)?;
+                Ok(Object::Null)
+            }
             b'<' if self.peek_at(1).is_none() && !self.complete => Err(self.eof()),
+            b'<' if KEEP => {
+                self.pos += 1;
+                let mut bytes = Vec::new();
+                self.hex_string_body(&mut bytes)?;
+                Ok(Object::String(bytes, StringFormat::Hexadecimal))
+            }
             b'<' => {
                 self.pos += 1;
-                Ok(Object::String(
-                    self.hex_string_body()?,
-                    StringFormat::Hexadecimal,
-                ))
+                self.hex_string_body(&mut Discard)?;
+                Ok(Object::Null)
             }
             b'[' => {
                 let depth = self.deeper(depth)?;
                 self.pos += 1;
                 let start = self.items.len();
-                let result = self.array_items(depth);
+                let result = self.array_items::<KEEP>(depth);
                 // Not `split_off`, which hands over the whole buffer when `start` is 0.
                 let items = self.items.drain(start..);
-                result.map(|()| Object::Array(items.collect()))
+                result.map(|()| {
+                    if KEEP {
+                        Object::Array(items.collect())
+                    } else {
+                        Object::Null
+                    }
+                })
             }
             b'0'..=b'9' | b'+' | b'-' | b'.' => self.number_or_reference(),
             _ if is_regular(byte) => {
@@ -302,8 +403,9 @@ impl<'a> Parser<'a> {
         Ok(depth)
     }
 
-    /// The items of an array after its `[`, up to and including `]`, onto `self.items`.
-    fn array_items(&mut self, depth: usize) -> Result<()> {
+    /// The items of an array after its `[`, up to and including `]`, onto `self.items`
+    /// (checked only, without `KEEP`).
+    fn array_items<const KEEP: bool>(&mut self, depth: usize) -> Result<()> {
         loop {
             if !self.skip_whitespace()? {
                 return Err(self.eof());
@@ -312,8 +414,10 @@ impl<'a> Parser<'a> {
                 self.pos += 1;
                 return Ok(());
             }
-            let item = self.object_at_depth(depth)?;
-            self.items.push(item);
+            let item = self.object_at_depth::<KEEP>(depth)?;
+            if KEEP {
+                self.items.push(item);
+            }
         }
     }
 
@@ -323,14 +427,19 @@ impl<'a> Parser<'a> {
         // Gathered first, then hashed into a map sized once: a later duplicate key
         // replaces the earlier one's value, as inserting one by one would.
         let start = self.entries.len();
-        let result = self.dictionary_entries(depth);
+        let result = self.dictionary_entries::<true>(depth, None);
         let entries = self.entries.drain(start..);
         result.map(|()| crate::dict::dictionary(entries))
     }
 
-    /// The entries of a dictionary after its `<<`, up to and including `>>`, onto
-    /// `self.entries`.
-    fn dictionary_entries(&mut self, depth: usize) -> Result<()> {
+    /// The entries of a dictionary after its `<<`, up to and including `>>`: onto
+    /// `self.entries` with `KEEP`, otherwise checked only, their spans onto `spans` if
+    /// given.
+    fn dictionary_entries<const KEEP: bool>(
+        &mut self,
+        depth: usize,
+        mut spans: Option<&mut Vec<RawEntry>>,
+    ) -> Result<()> {
         loop {
             if !self.skip_whitespace()? {
                 return Err(self.eof());
@@ -341,11 +450,28 @@ impl<'a> Parser<'a> {
                     return Ok(());
                 }
                 (Some(b'>'), None) => return Err(self.eof()),
-                (Some(b'/'), _) => {
+                (Some(b'/'), _) if KEEP => {
                     self.pos += 1;
                     let key = self.name_body()?;
-                    let value = self.object_at_depth(depth)?;
+                    let value = self.object_at_depth::<true>(depth)?;
                     self.entries.push((key, value));
+                }
+                (Some(b'/'), _) => {
+                    let key = self.pos;
+                    self.pos += 1;
+                    self.token()?;
+                    let key = key..self.pos;
+                    if !self.skip_whitespace()? {
+                        return Err(self.eof());
+                    }
+                    let value = self.pos;
+                    self.object_at_depth::<false>(depth)?;
+                    if let Some(spans) = spans.as_deref_mut() {
+                        spans.push(RawEntry {
+                            key,
+                            value: value..self.pos,
+                        });
+                    }
                 }
                 _ => return Err(self.error("a name key or >>")),
             }
@@ -377,8 +503,7 @@ impl<'a> Parser<'a> {
         Ok(name)
     }
 
-    fn literal_string_body(&mut self) -> Result<Vec<u8>> {
-        let mut out = Vec::new();
+    fn literal_string_body(&mut self, out: &mut impl Sink) -> Result<()> {
         let mut open = 0usize;
         loop {
             let byte = self.next_byte()?;
@@ -387,12 +512,12 @@ impl<'a> Parser<'a> {
                     open += 1;
                     out.push(byte);
                 }
-                b')' if open == 0 => return Ok(out),
+                b')' if open == 0 => return Ok(()),
                 b')' => {
                     open -= 1;
                     out.push(byte);
                 }
-                b'\\' => self.escape(&mut out)?,
+                b'\\' => self.escape(out)?,
                 // An end-of-line marker in a string reads as a single line feed (7.3.4.2).
                 b'\r' => {
                     if self.peek() == Some(b'\n') {
@@ -405,7 +530,7 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn escape(&mut self, out: &mut Vec<u8>) -> Result<()> {
+    fn escape(&mut self, out: &mut impl Sink) -> Result<()> {
         let byte = self.next_byte()?;
         match byte {
             b'n' => out.push(b'\n'),
@@ -441,7 +566,7 @@ impl<'a> Parser<'a> {
         Ok(())
     }
 
-    fn hex_string_body(&mut self) -> Result<Vec<u8>> {
+    fn hex_string_body(&mut self, out: &mut impl Sink) -> Result<()> {
         let rest = self.buf.get(self.pos..).unwrap_or_default();
         let end = rest.iter().position(|&byte| byte == b'>');
         let digits = end.unwrap_or(0);
@@ -451,18 +576,17 @@ impl<'a> Parser<'a> {
             && digits % 2 == 0
             && run.iter().all(u8::is_ascii_hexdigit)
         {
-            let out = run
-                .chunks_exact(2)
-                .map(|pair| match pair {
-                    &[high, low] => hex_value(high).unwrap_or(0) << 4 | hex_value(low).unwrap_or(0),
-                    _ => 0,
-                })
-                .collect();
+            out.reserve(digits / 2);
+            for pair in run.chunks_exact(2) {
+                if let &[high, low] = pair {
+                    out.push(hex_value(high).unwrap_or(0) << 4 | hex_value(low).unwrap_or(0));
+                }
+            }
             self.pos += digits + 1;
-            return Ok(out);
+            return Ok(());
         }
         // Anything else (white space, an odd digit count, an error), byte by byte.
-        let mut out = Vec::with_capacity(digits / 2 + 1);
+        out.reserve(digits / 2 + 1);
         let mut high: Option<u8> = None;
         loop {
             let byte = self.next_byte()?;
@@ -470,7 +594,7 @@ impl<'a> Parser<'a> {
                 if let Some(high) = high {
                     out.push(high << 4);
                 }
-                return Ok(out);
+                return Ok(());
             }
             if is_whitespace(byte) {
                 continue;

@@ -13,6 +13,7 @@
 mod chain;
 mod filter;
 pub(crate) mod lexer;
+mod raw;
 mod xref;
 
 use crate::dict::Entry as _;
@@ -25,6 +26,7 @@ use lopdf::{Dictionary, Object, Stream};
 use crate::error::{Error, ObjectId, Result};
 use crate::limits::{MAX_OBJECT_LEN, MAX_STREAM_LEN};
 use lexer::{IndirectObject, Parser};
+pub(crate) use raw::RawDict;
 pub use xref::XrefEntry;
 pub(crate) use xref::encode_stream_entry;
 
@@ -43,6 +45,56 @@ struct ObjectStream {
     data: Vec<u8>,
     first: usize,
     pairs: Vec<(u32, usize)>,
+}
+
+impl ObjectStream {
+    fn bad(&self, reason: &'static str) -> Error {
+        Error::BadObjectStream {
+            object: self.number,
+            reason,
+        }
+    }
+
+    /// The data from object `number` on; `index` is where its cross-reference entry
+    /// says it is listed.
+    fn object_data(&self, number: u32, index: u32) -> Result<&[u8]> {
+        // The index normally points at the object; a stream rewritten by a careless
+        // producer may have it elsewhere, so look it up by number if the index misses.
+        let offset = match self.pairs.get(index as usize) {
+            Some(&(found, offset)) if found == number => offset,
+            _ => self
+                .pairs
+                .iter()
+                .find(|&&(found, _)| found == number)
+                .map(|&(_, offset)| offset)
+                .ok_or_else(|| {
+                    self.bad("does not hold the object its cross-reference entry names")
+                })?,
+        };
+        let start = self
+            .first
+            .checked_add(offset)
+            .ok_or_else(|| self.bad("object offset overflows"))?;
+        self.data
+            .get(start..)
+            .ok_or_else(|| self.bad("object offset beyond the data"))
+    }
+
+    /// Running off the end of the data is this stream's fault.
+    fn cut_short(&self, error: Error) -> Error {
+        match error {
+            Error::UnexpectedEof { .. } => self.bad("object cut short by the end of the data"),
+            other => other,
+        }
+    }
+}
+
+/// Where an object is stored.
+enum Location {
+    /// At this offset of the file.
+    File(u64),
+    /// In object stream `stream`, listed at `index`.
+    Stream { stream: u32, index: u32 },
 }
 
 /// How many references may be resolved inside one another (a `/Length` in an object
@@ -252,16 +304,55 @@ impl<R: Read + Seek> Document<R> {
     }
 
     fn load(&mut self, id: ObjectId) -> Result<Object> {
+        match self.locate(id)? {
+            Location::File(offset) => self.load_from_file(id, offset),
+            Location::Stream { stream, index } => self.load_from_stream(id.0, stream, index),
+        }
+    }
+
+    /// Where object `id` is, by its cross-reference entry.
+    fn locate(&self, id: ObjectId) -> Result<Location> {
         let missing = Error::MissingObject { object: id };
         match self.entries.get(&id.0).copied() {
             None | Some(XrefEntry::Free) => Err(missing),
             Some(XrefEntry::InFile { generation, .. }) if generation != id.1 => Err(missing),
-            Some(XrefEntry::InFile { offset, .. }) => self.load_from_file(id, offset),
+            Some(XrefEntry::InFile { offset, .. }) => Ok(Location::File(offset)),
             Some(XrefEntry::InStream { .. }) if id.1 != 0 => Err(missing),
-            Some(XrefEntry::InStream { stream, index }) => {
-                self.load_from_stream(id.0, stream, index)
-            }
+            Some(XrefEntry::InStream { stream, index }) => Ok(Location::Stream { stream, index }),
         }
+    }
+
+    /// Reads object `id`, which must be a dictionary (not a stream's), as a [`RawDict`]:
+    /// checked as [`Document::object`] checks it, but neither built into lopdf's model
+    /// nor cached. For a dictionary that is about to be rewritten, or of which a few keys
+    /// are looked at.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnexpectedType`] naming `what`, and the errors of [`Document::object`].
+    pub(crate) fn raw_dictionary(&mut self, id: ObjectId, what: &'static str) -> Result<RawDict> {
+        let dict = match self.locate(id)? {
+            Location::File(offset) => {
+                let (found, dict) =
+                    self.parse_at(offset, |parser| parser.raw_indirect_dictionary())?;
+                if found != id {
+                    return Err(Error::ObjectMismatch {
+                        expected: id,
+                        found,
+                        offset,
+                    });
+                }
+                dict
+            }
+            Location::Stream { stream, index } => {
+                let object_stream = self.object_stream(stream)?;
+                let data = object_stream.object_data(id.0, index)?;
+                Parser::in_object_stream(data, stream)
+                    .raw_dictionary()
+                    .map_err(|error| object_stream.cut_short(error))?
+            }
+        };
+        dict.ok_or_else(|| Error::wrong_type(what, "a dictionary", Some(id)))
     }
 
     fn load_from_file(&mut self, id: ObjectId, offset: u64) -> Result<Object> {
@@ -306,36 +397,12 @@ impl<R: Read + Seek> Document<R> {
 
     fn load_from_stream(&mut self, number: u32, stream: u32, index: u32) -> Result<Object> {
         let object_stream = self.object_stream(stream)?;
-        let bad = |reason| Error::BadObjectStream {
-            object: stream,
-            reason,
-        };
-        // The index normally points at the object; a stream rewritten by a careless
-        // producer may have it elsewhere, so look it up by number if the index misses.
-        let offset = match object_stream.pairs.get(index as usize) {
-            Some(&(found, offset)) if found == number => offset,
-            _ => object_stream
-                .pairs
-                .iter()
-                .find(|&&(found, _)| found == number)
-                .map(|&(_, offset)| offset)
-                .ok_or_else(|| bad("does not hold the object its cross-reference entry names"))?,
-        };
-        let start = object_stream
-            .first
-            .checked_add(offset)
-            .ok_or_else(|| bad("object offset overflows"))?;
-        let data = object_stream
-            .data
-            .get(start..)
-            .ok_or_else(|| bad("object offset beyond the data"))?;
-        let mut parser = Parser::in_object_stream(data, stream);
-        let object = parser.object().map_err(|error| match error {
-            Error::UnexpectedEof { .. } => bad("object cut short by the end of the data"),
-            other => other,
-        })?;
+        let data = object_stream.object_data(number, index)?;
+        let object = Parser::in_object_stream(data, stream)
+            .object()
+            .map_err(|error| object_stream.cut_short(error))?;
         if matches!(object, Object::Stream(_)) {
-            return Err(bad("holds a stream"));
+            return Err(object_stream.bad("holds a stream"));
         }
         Ok(object)
     }

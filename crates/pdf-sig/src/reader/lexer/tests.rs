@@ -154,6 +154,65 @@ proptest! {
         prop_assert_eq!(parsed, object);
     }
 
+    /// Checking without building accepts exactly what reading accepts, fails the same
+    /// way, and stops at the same place: whole, cut and damaged objects.
+    #[test]
+    fn checking_agrees_with_reading(
+        object in object_strategy(),
+        cut in any::<prop::sample::Index>(),
+        damage in prop::option::of((any::<prop::sample::Index>(), prop::sample::select(
+            b"()<>[]{}/%#\\ \r\n0R".to_vec(),
+        ))),
+        complete: bool,
+    ) {
+        let mut bytes = Vec::new();
+        lopdf::Writer::write_object(&mut bytes, &object).unwrap();
+        if let Some((at, byte)) = damage {
+            let at = at.index(bytes.len());
+            bytes[at] = byte;
+        }
+        if !complete {
+            bytes.truncate(cut.index(bytes.len() + 1));
+        }
+        let mut reading = Parser::new(&bytes, 0, complete);
+        let read = reading.object();
+        let mut checking = Parser::new(&bytes, 0, complete);
+        let checked = checking.object_at_depth::<false>(0);
+        prop_assert_eq!(
+            read.as_ref().map(|_| ()).map_err(|error| error.to_string()),
+            checked.as_ref().map(|_| ()).map_err(|error| error.to_string())
+        );
+        if read.is_ok() {
+            prop_assert_eq!(reading.pos, checking.pos);
+        }
+    }
+
+    /// A dictionary kept as found gives each key the value reading it into lopdf's
+    /// model gives, and amended, reads back as the model with the entry set.
+    #[test]
+    fn raw_dictionaries_read_like_the_model(
+        object in object_strategy(),
+        key in prop::collection::vec(any::<u8>(), 0..8),
+        value in object_strategy(),
+    ) {
+        let Object::Dictionary(mut dict) = object else {
+            return Ok(());
+        };
+        let mut bytes = Vec::new();
+        lopdf::Writer::write_object(&mut bytes, &Object::Dictionary(dict.clone())).unwrap();
+        let raw = Parser::new(&bytes, 0, true).raw_dictionary().unwrap().unwrap();
+        for (name, expected) in &dict {
+            prop_assert_eq!(raw.get(name).unwrap(), Some(expected.clone()));
+            prop_assert!(raw.has(name));
+        }
+        prop_assert_eq!(raw.has(&key), dict.has(&key));
+        let mut amended = Vec::new();
+        crate::syntax::amended(&mut amended, &raw, &key, &value);
+        dict.set(key, value);
+        let parsed = Parser::new(&amended, 0, true).object().unwrap();
+        prop_assert_eq!(parsed, Object::Dictionary(dict));
+    }
+
     #[test]
     fn never_panics(bytes in prop::collection::vec(any::<u8>(), 0..256), complete: bool) {
         let mut parser = Parser::new(&bytes, 0, complete);
