@@ -32,13 +32,6 @@ pub(crate) fn dictionary<K: Into<Vec<u8>>>(
     dict
 }
 
-/// An empty dictionary with room for `entries` entries.
-pub(crate) fn dictionary_with_capacity(entries: usize) -> Dictionary {
-    let mut dict = Dictionary::new();
-    dict.as_hashmap_mut().reserve(entries);
-    dict
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -141,6 +141,11 @@ pub(crate) fn lay_out(
         ));
         match body {
             Body::Object(object) => syntax::indirect(&mut bytes, id, object),
+            Body::Written(body) => {
+                syntax::object_header(&mut bytes, id);
+                bytes.extend_from_slice(body);
+                syntax::object_trailer(&mut bytes);
+            }
             Body::Amended { dict, key, value } => {
                 syntax::object_header(&mut bytes, id);
                 syntax::amended(&mut bytes, dict, key, value);
@@ -160,9 +165,7 @@ pub(crate) fn lay_out(
     ));
     syntax::object_header(&mut bytes, signature_id);
     bytes.extend_from_slice(b"<<");
-    for (key, value) in &increment.signature {
-        syntax::entry(&mut bytes, key, value);
-    }
+    bytes.extend_from_slice(increment.signature.entries());
     bytes.extend_from_slice(b"/ByteRange ");
     let byte_range_at = bytes.len();
     bytes.resize(byte_range_at + BYTE_RANGE_WIDTH, b' ');

@@ -108,6 +108,57 @@ fn dictionary(out: &mut Vec<u8>, dict: &Dictionary, stream_len: Option<usize>) {
     out.extend_from_slice(b">>");
 }
 
+/// A new dictionary written entry by entry: the increment's own dictionaries (the
+/// signature's, the widget's) go straight into bytes, as building each into lopdf's
+/// model only to write it out at once cost an allocation per key and a hashed map.
+pub(crate) struct NewDictionary(Vec<u8>);
+
+impl NewDictionary {
+    /// An empty dictionary with room for `bytes` bytes.
+    pub(crate) fn with_capacity(bytes: usize) -> Self {
+        let mut out = Vec::with_capacity(bytes);
+        out.extend_from_slice(b"<<");
+        NewDictionary(out)
+    }
+
+    /// Adds `/key value`.
+    pub(crate) fn entry(&mut self, key: &[u8], value: &Object) -> &mut Self {
+        entry(&mut self.0, key, value);
+        self
+    }
+
+    /// Adds `/key /value`.
+    pub(crate) fn name(&mut self, key: &[u8], value: &[u8]) -> &mut Self {
+        name(&mut self.0, key);
+        name(&mut self.0, value);
+        self
+    }
+
+    /// Adds `/key` with `text` as a text string (7.9.2.2): PDFDocEncoding if it is
+    /// printable ASCII, UTF-16BE otherwise.
+    pub(crate) fn text(&mut self, key: &[u8], text: &str) -> &mut Self {
+        name(&mut self.0, key);
+        if text.bytes().all(|byte| (0x20..0x7F).contains(&byte)) {
+            literal_string(&mut self.0, text.as_bytes());
+        } else {
+            object(&mut self.0, &crate::text::text_string(text));
+        }
+        self
+    }
+
+    /// The entries written so far, without `<<`: for a dictionary whose end is written
+    /// elsewhere.
+    pub(crate) fn entries(&self) -> &[u8] {
+        self.0.get(2..).unwrap_or_default()
+    }
+
+    /// The dictionary, `>>` added.
+    pub(crate) fn finish(mut self) -> Vec<u8> {
+        self.0.extend_from_slice(b">>");
+        self.0
+    }
+}
+
 /// Whether a value must be set apart from a name or number before it: those that do not
 /// begin with a delimiter.
 fn needs_separator(object: &Object) -> bool {
@@ -265,6 +316,25 @@ mod tests {
         let mut out = Vec::new();
         object(&mut out, value);
         out
+    }
+
+    #[test]
+    fn new_dictionaries_read_back_as_built() {
+        let mut dict = NewDictionary::with_capacity(8);
+        dict.name(b"Type", b"Sig")
+            .text(b"Reason", "plain (ASCII)")
+            .text(b"Location", "Zoë")
+            .entry(b"V", &Object::Reference((7, 0)));
+        assert_eq!(dict.entries().first(), Some(&b'/'));
+        let bytes = dict.finish();
+        let parsed = Parser::new(&bytes, 0, true).object().unwrap();
+        let expected = Dictionary::from_iter([
+            ("Type", Object::Name(b"Sig".to_vec())),
+            ("Reason", crate::text::text_string("plain (ASCII)")),
+            ("Location", crate::text::text_string("Zoë")),
+            ("V", Object::Reference((7, 0))),
+        ]);
+        assert_eq!(parsed, Object::Dictionary(expected));
     }
 
     /// Parses what was written back with the crate's own parser.

@@ -7,7 +7,7 @@
 mod appearance;
 mod tree;
 
-use crate::dict::{Entry as _, dictionary_with_capacity};
+use crate::dict::Entry as _;
 use std::io::{Read, Seek};
 use std::time::SystemTime;
 
@@ -17,7 +17,8 @@ use crate::Warning;
 use crate::error::{Error, ObjectId, Result};
 use crate::options::{Rect, SignOptions};
 use crate::reader::{Document, RawDict};
-use crate::text::{CivilTime, text_string};
+use crate::syntax::NewDictionary;
+use crate::text::CivilTime;
 use appearance::{AppearanceText, appearance_stream};
 use tree::Field;
 
@@ -33,8 +34,8 @@ pub(crate) struct Increment {
     pub(crate) objects: Vec<(ObjectId, Body)>,
     /// The signature dictionary's number; the layout writes it with its placeholders.
     pub(crate) signature_id: ObjectId,
-    /// The signature dictionary without `/ByteRange` and `/Contents`.
-    pub(crate) signature: Dictionary,
+    /// The signature dictionary without `/ByteRange` and `/Contents`, and not closed.
+    pub(crate) signature: NewDictionary,
     /// The first object number not used by the increment.
     pub(crate) next_number: u32,
     /// The fully qualified name of the signed field.
@@ -47,6 +48,8 @@ pub(crate) struct Increment {
 pub(crate) enum Body {
     /// A new object, or one rewritten in lopdf's model.
     Object(Object),
+    /// A new object, already written.
+    Written(Vec<u8>),
     /// A dictionary of the input as found but for one entry, set to `value`.
     Amended {
         dict: RawDict,
@@ -236,37 +239,37 @@ pub(crate) fn plan<R: Read + Seek>(
         }
         Target::New { name, page, annots } => {
             let widget_id = numbers.take()?;
-            let visible = options.visible.is_some();
-            let mut widget = dictionary_with_capacity(if visible { 10 } else { 8 });
-            widget.set("Type", Object::Name(b"Annot".to_vec()));
-            widget.set("Subtype", Object::Name(b"Widget".to_vec()));
-            widget.set("FT", Object::Name(b"Sig".to_vec()));
-            widget.set("T", text_string(&name));
-            widget.set("V", Object::Reference(signature_id));
-            widget.set("F", Object::Integer(WIDGET_FLAGS));
-            widget.set("P", Object::Reference(page.id));
+            let mut widget = NewDictionary::with_capacity(160);
+            widget
+                .name(b"Type", b"Annot")
+                .name(b"Subtype", b"Widget")
+                .name(b"FT", b"Sig")
+                .text(b"T", &name)
+                .entry(b"V", &Object::Reference(signature_id))
+                .entry(b"F", &Object::Integer(WIDGET_FLAGS))
+                .entry(b"P", &Object::Reference(page.id));
             match options.visible {
                 Some(placement) => {
-                    widget.set("Rect", rect_object(&placement.rect));
+                    widget.entry(b"Rect", &rect_object(&placement.rect));
                     let (stream, stream_warnings) =
                         appearance_stream(&placement.rect, page.rotate, &appearance_text);
                     if page.rotate != 0 {
                         // For viewers that rebuild appearances: the widget turns with the page.
                         let rotation =
                             Dictionary::from_iter([("R", Object::Integer(i64::from(page.rotate)))]);
-                        widget.set("MK", rotation);
+                        widget.entry(b"MK", &Object::Dictionary(rotation));
                     }
                     warnings.extend(stream_warnings);
                     let stream_id = numbers.take()?;
                     objects.insert(stream_id, Object::Stream(stream));
-                    widget.set(
-                        "AP",
-                        Dictionary::from_iter([("N", Object::Reference(stream_id))]),
-                    );
+                    let appearance = Dictionary::from_iter([("N", Object::Reference(stream_id))]);
+                    widget.entry(b"AP", &Object::Dictionary(appearance));
                 }
-                None => widget.set("Rect", rect_object(&Rect::new(0.0, 0.0, 0.0, 0.0))),
+                None => {
+                    widget.entry(b"Rect", &rect_object(&Rect::new(0.0, 0.0, 0.0, 0.0)));
+                }
             }
-            objects.insert(widget_id, Object::Dictionary(widget));
+            objects.insert(widget_id, Body::Written(widget.finish()));
             add_to_annots(page, annots, widget_id, &mut objects);
             field_roots.push(Object::Reference(widget_id));
             match fields_id {
@@ -308,23 +311,20 @@ pub(crate) fn plan<R: Read + Seek>(
     }
 
     let optional = [
-        ("Name", &options.name),
-        ("Reason", &options.reason),
-        ("Location", &options.location),
-        ("ContactInfo", &options.contact_info),
+        (&b"Name"[..], &options.name),
+        (b"Reason", &options.reason),
+        (b"Location", &options.location),
+        (b"ContactInfo", &options.contact_info),
     ];
-    let mut signature =
-        dictionary_with_capacity(4 + optional.iter().filter(|(_, value)| value.is_some()).count());
-    signature.set("Type", Object::Name(b"Sig".to_vec()));
-    signature.set("Filter", Object::Name(b"Adobe.PPKLite".to_vec()));
-    signature.set(
-        "SubFilter",
-        Object::Name(options.sub_filter.name().as_bytes().to_vec()),
-    );
-    signature.set("M", text_string(&civil.pdf_date()));
+    let mut signature = NewDictionary::with_capacity(256);
+    signature
+        .name(b"Type", b"Sig")
+        .name(b"Filter", b"Adobe.PPKLite")
+        .name(b"SubFilter", options.sub_filter.name().as_bytes())
+        .text(b"M", &civil.pdf_date());
     for (key, value) in optional {
         if let Some(value) = value {
-            signature.set(key, text_string(value));
+            signature.text(key, value);
         }
     }
     Ok(Increment {
