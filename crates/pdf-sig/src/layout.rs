@@ -83,6 +83,7 @@ pub(crate) struct Base<'a> {
 /// The increment's bytes but for the `/Contents` hex digits, which the writer inserts at
 /// [`Layout::gap_at`]: laying out, hashing and copying the placeholder's zeros would touch
 /// twice the container's size of memory for nothing.
+#[derive(Debug)]
 pub(crate) struct Layout {
     /// Everything but the hex digits; `bytes[gap_at - 1]` is the placeholder's `<` and
     /// `bytes[gap_at]` its `>`.

@@ -14,8 +14,9 @@
 //!   phases, so that a remote signer or a queue can sit between them;
 //!   [`PreparedFile::embed`] and [`PendingFile::commit`] split the last step, so that
 //!   the fsync can happen on another thread while the next file is signed;
-//!   [`prepare_stream`] does the same over any `Read + Seek` input and `Write + Seek`
-//!   output.
+//!   [`prepare_bytes`] does the same for a PDF in memory (the signed PDF is built once,
+//!   at its exact size, when the container is there), and [`prepare_stream`] over any
+//!   `Read + Seek` input and `Write + Seek` output.
 //! - [`SignOptions`] (built with [`SignOptionsBuilder`]) says what the signature looks
 //!   like: `/SubFilter`, time, name, reason, field, visible rectangle.
 //! - [`reader::Document`] is the lazy reader underneath: it reads the cross-reference
@@ -23,17 +24,15 @@
 //!   objects touched, not the file size.
 //!
 //! ```
-//! use std::io::Cursor;
-//! use pdf_sig::{ContainerSpec, DigestAlgorithm, SignOptions, prepare_stream};
+//! use pdf_sig::{ContainerSpec, DigestAlgorithm, SignOptions, prepare_bytes};
 //!
 //! let input = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/pdf/lopdf-table.pdf"));
 //! let options = SignOptions::builder().reason("Approved").build()?;
 //! let spec = ContainerSpec::new(DigestAlgorithm::Sha256, 8192);
-//! let prepared = prepare_stream(Cursor::new(&input[..]), Cursor::new(Vec::new()), &options, spec)?;
+//! let prepared = prepare_bytes(input, &options, spec)?;
 //! assert_eq!(prepared.digest().len(), 32);
 //! // A real container is a CMS SignedData over `prepared.digest()`.
 //! let (output, report) = prepared.finish(&[0x30, 0x03, 0x02, 0x01, 0x01])?;
-//! let output = output.into_inner();
 //! assert!(output.starts_with(input));
 //! assert_eq!(report.field_name, "Signature1");
 //! assert_eq!(report.byte_range.ranges()[1].end, output.len() as u64);
@@ -70,8 +69,8 @@ pub use error::{Error, ObjectId, Result};
 pub use layout::ByteRange;
 pub use options::{Rect, SignOptions, SignOptionsBuilder, SubFilter};
 pub use sign::{
-    PendingFile, PreparedFile, PreparedSignature, PreparedStream, SignReport, digest_byte_range,
-    prepare, prepare_stream, sign,
+    PendingFile, PreparedBytes, PreparedFile, PreparedSignature, PreparedStream, SignReport,
+    digest_byte_range, prepare, prepare_bytes, prepare_stream, sign,
 };
 
 /// The digest algorithm over the signed byte ranges. It must be the one the

@@ -81,25 +81,46 @@ impl PreparedSignature {
         }
     }
 
-    /// Writes `container` as `/Contents` hex digits to `out`, positioned just after the
-    /// placeholder's `<`; an error, and nothing written, if it does not fit.
-    fn write_contents(&self, out: &mut impl Write, container: &[u8]) -> Result<()> {
+    /// Checks that `container` fits the placeholder.
+    fn check_fits(&self, container: &[u8]) -> Result<()> {
         if container.len() > self.capacity {
             return Err(Error::ContainerTooLarge {
                 len: container.len(),
                 capacity: self.capacity,
             });
         }
-        // Built whole, then one write: for a file, one system call.
-        let mut hex = vec![0u8; 2 * container.len()];
-        for (pair, &byte) in hex.chunks_exact_mut(2).zip(container) {
-            pair.copy_from_slice(&HEX_PAIRS[usize::from(byte)]);
+        Ok(())
+    }
+
+    /// Writes `container` as `/Contents` hex digits to `out`, positioned just after the
+    /// placeholder's `<`; an error, and nothing written, if it does not fit.
+    fn write_contents(&self, out: &mut impl Write, container: &[u8]) -> Result<()> {
+        self.check_fits(container)?;
+        // Written in as few pieces as a stack buffer allows: for a file, one system call
+        // for any usual container.
+        let mut hex = [0u8; HEX_BUFFER];
+        for chunk in container.chunks(HEX_BUFFER / 2) {
+            let len = 2 * chunk.len();
+            let digits = hex.get_mut(..len).unwrap_or_default();
+            push_hex(digits, chunk);
+            out.write_all(digits)
+                .map_err(Error::io("writing the signature container"))?;
         }
-        out.write_all(&hex)
-            .map_err(Error::io("writing the signature container"))?;
         Ok(())
     }
 }
+
+/// Fills `digits` (twice as long as `bytes`) with the uppercase hex digits of `bytes`.
+fn push_hex(digits: &mut [u8], bytes: &[u8]) {
+    for (pair, &byte) in digits.chunks_exact_mut(2).zip(bytes) {
+        pair.copy_from_slice(&HEX_PAIRS[usize::from(byte)]);
+    }
+}
+
+/// The stack buffer the container's hex digits are written through: room for a
+/// container of 8 KiB, larger than a usual one (a chain of three RSA-2048 certificates
+/// and a signature take under 3 KiB).
+const HEX_BUFFER: usize = 16 * 1024;
 
 /// What a finished signature reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -235,6 +256,91 @@ impl<W: Write + Seek> PreparedStream<W> {
         let report = self.prepared.report();
         Ok((self.output, report))
     }
+}
+
+/// A signature of a PDF in memory, prepared by [`prepare_bytes`]: the digest to sign;
+/// nothing is written until [`PreparedBytes::finish`] has the container, and then the
+/// signed PDF is built in one buffer of its exact size.
+#[derive(Debug)]
+pub struct PreparedBytes<'a> {
+    input: &'a [u8],
+    layout: Layout,
+    prepared: PreparedSignature,
+}
+
+impl PreparedBytes<'_> {
+    /// The digest to sign.
+    pub fn digest(&self) -> &[u8] {
+        &self.prepared.digest
+    }
+
+    /// Everything else about the prepared signature.
+    pub fn details(&self) -> &PreparedSignature {
+        &self.prepared
+    }
+
+    /// The signed PDF: the input, then the increment with `container` (DER) in
+    /// `/Contents`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ContainerTooLarge`] when `container` does not fit the placeholder.
+    pub fn finish(self, container: &[u8]) -> Result<(Vec<u8>, SignReport)> {
+        self.prepared.check_fits(container)?;
+        let layout = &self.layout;
+        let mut out = Vec::with_capacity(self.input.len() + layout.bytes.len() + layout.hex_len);
+        out.extend_from_slice(self.input);
+        out.extend_from_slice(layout.before());
+        let digits_at = out.len();
+        out.resize(digits_at + layout.hex_len, b'0');
+        let digits = out
+            .get_mut(digits_at..digits_at + 2 * container.len())
+            .ok_or(Error::Unreachable("the container fits the placeholder"))?;
+        push_hex(digits, container);
+        out.extend_from_slice(layout.after());
+        Ok((out, self.prepared.report()))
+    }
+}
+
+/// Prepares a signature of `input`, a whole PDF in memory: [`prepare_stream`] without
+/// the writer. The input is read and hashed in place, and the output is written once,
+/// by [`PreparedBytes::finish`].
+///
+/// # Errors
+///
+/// As [`prepare_stream`], less the writer's.
+pub fn prepare_bytes<'a>(
+    input: &'a [u8],
+    options: &SignOptions,
+    spec: ContainerSpec,
+) -> Result<PreparedBytes<'a>> {
+    let planned = Planned::new(Cursor::new(input), options, spec)?;
+    let mut hasher = Hasher::new(spec.digest_algorithm);
+    hasher.update(input);
+    for covered in planned.layout.covered() {
+        hasher.update(covered);
+    }
+    let Planned {
+        file_len,
+        layout,
+        field_name,
+        warnings,
+        ..
+    } = planned;
+    let prepared = PreparedSignature {
+        digest: hasher.finalize(),
+        digest_algorithm: spec.digest_algorithm,
+        byte_range: layout.byte_range,
+        capacity: spec.max_len,
+        field_name,
+        warnings,
+        contents_offset: file_len + layout.gap_at as u64 - 1,
+    };
+    Ok(PreparedBytes {
+        input,
+        layout,
+        prepared,
+    })
 }
 
 /// Prepares a signature of the PDF at `input` into a temporary file beside `output`:

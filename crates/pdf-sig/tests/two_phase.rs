@@ -6,7 +6,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use pdf_sig::{
     ByteRange, ContainerSpec, DigestAlgorithm, Error, SignOptions, SignatureContainer,
-    digest_byte_range, prepare, prepare_stream, sign,
+    digest_byte_range, prepare, prepare_bytes, prepare_stream, sign,
 };
 use sha2::Digest;
 
@@ -232,6 +232,92 @@ fn streams_and_files_give_the_same_bytes() {
     let (cursor, report) = prepared.finish(&der).unwrap();
     assert_eq!(report.field_name, "Signature1");
     assert_eq!(cursor.into_inner(), fs::read(&output).unwrap());
+}
+
+/// In memory, through a stream and through a file: the same digest and the same bytes,
+/// for every fixture that can be signed (tables, streams, hybrids, object streams,
+/// existing fields and signatures).
+#[test]
+fn bytes_streams_and_files_agree_on_every_fixture() {
+    let dir = scratch("bytes_streams_and_files_agree_on_every_fixture");
+    let container = CmsContainer::p256();
+    let spec = ContainerSpec::of(&container);
+    let mut signed = 0;
+    for entry in fs::read_dir(fixture("")).unwrap() {
+        let input = entry.unwrap().path();
+        if input.extension().is_none_or(|ext| ext != "pdf") {
+            continue;
+        }
+        let original = fs::read(&input).unwrap();
+        let Ok(in_memory) = prepare_bytes(&original, &options(), spec) else {
+            // The broken, encrypted and certified fixtures are refused alike.
+            assert!(
+                prepare_stream(
+                    Cursor::new(&original),
+                    Cursor::new(Vec::new()),
+                    &options(),
+                    spec
+                )
+                .is_err()
+            );
+            continue;
+        };
+        let streamed = prepare_stream(
+            Cursor::new(&original),
+            Cursor::new(Vec::new()),
+            &options(),
+            spec,
+        )
+        .unwrap();
+        assert_eq!(in_memory.digest(), streamed.digest(), "{input:?}");
+        assert_eq!(
+            in_memory.details().byte_range(),
+            streamed.details().byte_range()
+        );
+        let der = container.sign_digest(in_memory.digest()).unwrap();
+        let (bytes, report) = in_memory.finish(&der).unwrap();
+        let (cursor, _) = streamed.finish(&der).unwrap();
+        assert_eq!(bytes, cursor.into_inner(), "{input:?}");
+        assert_eq!(report.byte_range.ranges()[1].end, bytes.len() as u64);
+        let output = dir.join("file.pdf");
+        sign(&input, &output, &options(), &container).unwrap();
+        assert_eq!(bytes, fs::read(&output).unwrap(), "{input:?}");
+        signed += 1;
+    }
+    assert!(signed >= 10, "only {signed} fixtures signed");
+}
+
+/// A container as large as the placeholder fits (its hex is written in more than one
+/// piece when large), one byte more does not, and nothing is built for it.
+#[test]
+fn containers_up_to_the_capacity_fit() {
+    let original = fs::read(fixture("lopdf-table.pdf")).unwrap();
+    let spec = ContainerSpec::new(DigestAlgorithm::Sha256, 20_000);
+    let full: Vec<u8> = (0..20_000u32).map(|i| i as u8).collect();
+    let hex: String = full.iter().map(|byte| format!("{byte:02X}")).collect();
+
+    let prepared = prepare_bytes(&original, &options(), spec).unwrap();
+    assert!(matches!(
+        prepare_bytes(&original, &options(), spec)
+            .unwrap()
+            .finish(&[0; 20_001]),
+        Err(Error::ContainerTooLarge {
+            len: 20_001,
+            capacity: 20_000
+        })
+    ));
+    let (bytes, _) = prepared.finish(&full).unwrap();
+    let streamed = prepare_stream(
+        Cursor::new(&original),
+        Cursor::new(Vec::new()),
+        &options(),
+        spec,
+    )
+    .unwrap();
+    let (cursor, _) = streamed.finish(&full).unwrap();
+    assert_eq!(bytes, cursor.into_inner());
+    let text = String::from_utf8_lossy(&bytes);
+    assert!(text.contains(&format!("<{hex}>")));
 }
 
 /// Files up to 1 MiB are read whole, larger ones streamed: both give what

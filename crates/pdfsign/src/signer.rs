@@ -1,6 +1,5 @@
 //! [`Signer`]: a key plus options, shared by every thread that signs.
 
-use std::io::Cursor;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -195,16 +194,10 @@ impl Signer {
     pub fn sign_bytes(&self, pdf: &[u8]) -> Result<Vec<u8>> {
         let time = self.signing_time();
         let options = self.pdf_options(time);
-        let output = Vec::with_capacity(pdf.len() + 2 * self.inner.capacity + 4096);
-        let prepared = pdf_sig::prepare_stream(
-            Cursor::new(pdf),
-            Cursor::new(output),
-            &options,
-            self.container_spec(),
-        )?;
+        let prepared = pdf_sig::prepare_bytes(pdf, &options, self.container_spec())?;
         let container = self.container(prepared.digest(), time)?;
         let (output, _report) = prepared.finish(&container)?;
-        Ok(output.into_inner())
+        Ok(output)
     }
 
     /// Phase one of two: lays out the signature of `input` into a temporary file beside
