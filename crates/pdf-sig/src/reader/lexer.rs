@@ -671,6 +671,13 @@ pub(crate) fn parse_unsigned(token: &[u8]) -> Option<u64> {
 
 /// Parses an integer or real token (7.3.3). Integers too large for `i64` become reals.
 fn parse_number(token: &[u8]) -> Option<Object> {
+    // The usual case, digits that cannot overflow, without the general path's checks.
+    if !token.is_empty() && token.len() <= 18 && token.iter().all(u8::is_ascii_digit) {
+        let value = token
+            .iter()
+            .fold(0i64, |value, &digit| value * 10 + i64::from(digit - b'0'));
+        return Some(Object::Integer(value));
+    }
     let (negative, digits) = match token.first() {
         Some(b'-') => (true, token.get(1..).unwrap_or_default()),
         Some(b'+') => (false, token.get(1..).unwrap_or_default()),

@@ -103,8 +103,12 @@ impl RawDict {
 /// Whether the name token `token` (after its `/`) reads as `name`, its `#xx` escapes
 /// decoded as the parser decodes them.
 fn name_is(token: &[u8], name: &[u8]) -> bool {
-    if !token.contains(&b'#') {
-        return token == name;
+    if token == name {
+        return true;
+    }
+    // An escape only ever makes the token longer than the name it stands for.
+    if token.len() <= name.len() || !token.contains(&b'#') {
+        return false;
     }
     let mut decoded = name.iter();
     let mut index = 0;

@@ -21,6 +21,19 @@ fn scalars() {
     assert_eq!(parse(b"12 0 R").unwrap(), Object::Reference((12, 0)));
     assert!(matches!(parse(b"--5"), Err(Error::Syntax { .. })));
     assert!(matches!(parse(b"foo"), Err(Error::Syntax { .. })));
+    // Digits on the short path and past it.
+    assert_eq!(parse(b"0").unwrap(), Object::Integer(0));
+    assert_eq!(parse(b"007").unwrap(), Object::Integer(7));
+    for digits in ["999999999999999999", "1000000000000000000", "9223372036854775807"] {
+        assert_eq!(
+            parse(digits.as_bytes()).unwrap(),
+            Object::Integer(digits.parse().unwrap())
+        );
+    }
+    assert_eq!(
+        parse(b"9223372036854775808").unwrap(),
+        Object::Real(9_223_372_036_854_775_808.0)
+    );
 }
 
 #[test]
