@@ -8,7 +8,7 @@ use std::io::{BufReader, Read, Seek, SeekFrom};
 use lopdf::{Dictionary, Object};
 
 use super::xref::{self, NumberedEntry, StreamLayout};
-use super::{Document, XrefEntry, XrefKind, filter, lexer};
+use super::{Document, Tail, XrefEntry, XrefKind, filter, lexer};
 use crate::error::{Error, Result};
 use crate::limits::MAX_XREF_ENTRIES;
 
@@ -16,7 +16,9 @@ use crate::limits::MAX_XREF_ENTRIES;
 const TABLE_BUFFER: usize = 64 * 1024;
 
 impl<R: Read + Seek> Document<R> {
-    pub(super) fn read_xref_chain(&mut self) -> Result<()> {
+    /// Reads every section from `startxref` on; those that lie in `tail` are read from
+    /// it.
+    pub(super) fn read_xref_chain(&mut self, tail: Tail<'_>) -> Result<()> {
         let mut visited = HashSet::new();
         let mut budget = MAX_XREF_ENTRIES;
         let mut next = Some(self.startxref);
@@ -32,7 +34,8 @@ impl<R: Read + Seek> Document<R> {
                     file_len: self.file_len,
                 });
             }
-            let (kind, trailer, entries) = self.read_section(offset, &mut budget, &mut visited)?;
+            let (kind, trailer, entries) =
+                self.read_section(offset, &tail, &mut budget, &mut visited)?;
             self.entries.reserve(entries.len());
             for (number, entry) in entries {
                 self.highest = self.highest.max(number);
@@ -62,11 +65,16 @@ impl<R: Read + Seek> Document<R> {
     fn read_section(
         &mut self,
         offset: u64,
+        tail: &Tail<'_>,
         budget: &mut u64,
         visited: &mut HashSet<u64>,
     ) -> Result<(XrefKind, Dictionary, Vec<NumberedEntry>)> {
         let mut buffer = [0u8; 32];
-        let head = self.read_up_to(offset, &mut buffer)?;
+        let in_tail = tail.from(offset);
+        let head = match in_tail {
+            Some(rest) => rest.get(..32).unwrap_or(rest),
+            None => self.read_up_to(offset, &mut buffer)?,
+        };
         let start = head
             .iter()
             .position(|&byte| !lexer::is_whitespace(byte))
@@ -75,18 +83,21 @@ impl<R: Read + Seek> Document<R> {
             .get(start..)
             .is_some_and(|rest| rest.starts_with(b"xref"))
         {
-            self.source
-                .seek(SeekFrom::Start(offset))
-                .map_err(Error::io("reading the input"))?;
-            // A table is read through a buffer no larger than what is left of the file:
-            // a one-page PDF should not allocate (and the allocator consolidate) 64 KiB.
-            let left = self.file_len - offset;
-            let capacity =
-                usize::try_from(left).map_or(TABLE_BUFFER, |left| left.min(TABLE_BUFFER));
-            let mut input = BufReader::with_capacity(capacity, (&mut self.source).take(left));
-            let (table, trailer_at) = xref::parse_table(&mut input, offset, budget)?;
-            drop(input);
-            let trailer = match self.parse_at(trailer_at, |parser| parser.object())? {
+            let (table, trailer_at, trailer) = match in_tail {
+                // The table and trailer run to the end of the file, all in the tail.
+                Some(mut rest) => {
+                    let (table, trailer_at) = xref::parse_table(&mut rest, offset, budget)?;
+                    let rest = tail.from(trailer_at).unwrap_or_default();
+                    let trailer = lexer::Parser::new(rest, trailer_at, true).object()?;
+                    (table, trailer_at, trailer)
+                }
+                None => {
+                    let (table, trailer_at) = self.read_table(offset, budget)?;
+                    let trailer = self.parse_at(trailer_at, |parser| parser.object())?;
+                    (table, trailer_at, trailer)
+                }
+            };
+            let trailer = match trailer {
                 Object::Dictionary(trailer) => trailer,
                 _ => {
                     return Err(Error::BadXref {
@@ -126,6 +137,20 @@ impl<R: Read + Seek> Document<R> {
             let (dict, entries) = self.read_xref_stream(offset, budget)?;
             Ok((XrefKind::Stream, dict, entries))
         }
+    }
+
+    /// Reads the table at `offset` from the file; returns its entries and the offset
+    /// of the trailer's dictionary.
+    fn read_table(&mut self, offset: u64, budget: &mut u64) -> Result<(Vec<NumberedEntry>, u64)> {
+        self.source
+            .seek(SeekFrom::Start(offset))
+            .map_err(Error::io("reading the input"))?;
+        // A table is read through a buffer no larger than what is left of the file:
+        // a one-page PDF should not allocate (and the allocator consolidate) 64 KiB.
+        let left = self.file_len - offset;
+        let capacity = usize::try_from(left).map_or(TABLE_BUFFER, |left| left.min(TABLE_BUFFER));
+        let mut input = BufReader::with_capacity(capacity, (&mut self.source).take(left));
+        xref::parse_table(&mut input, offset, budget)
     }
 
     fn read_xref_stream(

@@ -89,6 +89,22 @@ impl ObjectStream {
     }
 }
 
+/// The last bytes of the file, as read to find `startxref`: a small file's newest
+/// cross-reference table and trailer are in them, and need not be read again.
+pub(super) struct Tail<'a> {
+    bytes: &'a [u8],
+    /// The offset of the first byte; the last is the file's.
+    start: u64,
+}
+
+impl<'a> Tail<'a> {
+    /// The file's bytes from `offset` to its end, if the tail holds them all.
+    pub(super) fn from(&self, offset: u64) -> Option<&'a [u8]> {
+        let skip = usize::try_from(offset.checked_sub(self.start)?).ok()?;
+        self.bytes.get(skip..)
+    }
+}
+
 /// Where an object is stored.
 enum Location {
     /// At this offset of the file.
@@ -146,7 +162,8 @@ impl<R: Read + Seek> Document<R> {
             return Err(Error::NotPdf);
         }
         let tail_len = file_len.min(2048);
-        let tail = read_exact_into(&mut source, file_len - tail_len, &mut buffer, tail_len)?;
+        let tail_start = file_len - tail_len;
+        let tail = read_exact_into(&mut source, tail_start, &mut buffer, tail_len)?;
         let startxref = find_startxref(tail).ok_or(Error::MissingStartxref)?;
         if startxref >= file_len {
             return Err(Error::OutOfBounds {
@@ -168,7 +185,10 @@ impl<R: Read + Seek> Document<R> {
             resolving: Vec::new(),
             window: Vec::new(),
         };
-        document.read_xref_chain()?;
+        document.read_xref_chain(Tail {
+            bytes: tail,
+            start: tail_start,
+        })?;
         Ok(document)
     }
 

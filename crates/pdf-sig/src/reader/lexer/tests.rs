@@ -24,7 +24,11 @@ fn scalars() {
     // Digits on the short path and past it.
     assert_eq!(parse(b"0").unwrap(), Object::Integer(0));
     assert_eq!(parse(b"007").unwrap(), Object::Integer(7));
-    for digits in ["999999999999999999", "1000000000000000000", "9223372036854775807"] {
+    for digits in [
+        "999999999999999999",
+        "1000000000000000000",
+        "9223372036854775807",
+    ] {
         assert_eq!(
             parse(digits.as_bytes()).unwrap(),
             Object::Integer(digits.parse().unwrap())
