@@ -4,34 +4,37 @@
 //! laid out before a byte is hashed, `/ByteRange` is final before hashing; afterwards
 //! only the `/Contents` hex digits change.
 
-use crate::dict::Entry as _;
 use std::ops::Range;
 
-use lopdf::{Dictionary, Object, StringFormat};
+use lopdf::{Object, StringFormat};
 
 use crate::error::{Error, Result};
 use crate::increment::{Body, Increment};
-use crate::reader::{XrefEntry, XrefKind, encode_stream_entry};
+use crate::reader::{RawDict, XrefEntry, XrefKind, encode_stream_entry};
 use crate::syntax;
 
-/// Trailer keys that describe one section only, or that the new trailer sets itself.
-const NOT_COPIED: [&[u8]; 15] = [
-    b"Prev",
-    b"XRefStm",
-    b"Size",
-    b"ID",
-    b"Type",
-    b"W",
-    b"Index",
-    b"Length",
-    b"Filter",
-    b"DecodeParms",
-    b"F",
-    b"FFilter",
-    b"FDecodeParms",
-    b"DL",
-    b"Encrypt",
-];
+/// Whether a trailer entry is copied into the new trailer: not those that describe one
+/// section only, or that the new trailer sets itself.
+fn is_copied(key: &[u8]) -> bool {
+    !matches!(
+        key,
+        b"Prev"
+            | b"XRefStm"
+            | b"Size"
+            | b"ID"
+            | b"Type"
+            | b"W"
+            | b"Index"
+            | b"Length"
+            | b"Filter"
+            | b"DecodeParms"
+            | b"F"
+            | b"FFilter"
+            | b"FDecodeParms"
+            | b"DL"
+            | b"Encrypt"
+    )
+}
 
 /// Room for `[0 a b c]` with offsets of up to 20 digits; the rest is padded with spaces.
 const BYTE_RANGE_WIDTH: usize = 66;
@@ -77,7 +80,9 @@ pub(crate) struct Base<'a> {
     pub(crate) ends_with_eol: bool,
     pub(crate) startxref: u64,
     pub(crate) kind: XrefKind,
-    pub(crate) trailer: &'a Dictionary,
+    pub(crate) trailer: &'a RawDict,
+    /// The first element of the input's `/ID`, if it has one: kept in the new `/ID`.
+    pub(crate) first_id: Option<&'a Object>,
 }
 
 /// The increment's bytes but for the `/Contents` hex digits, which the writer inserts at
@@ -181,7 +186,9 @@ pub(crate) fn lay_out(
     let origin = base.file_len + hex_len as u64;
     match base.kind {
         XrefKind::Table => write_table(&mut bytes, base, origin, &mut offsets, new_id)?,
-        XrefKind::Stream => write_stream(&mut bytes, base, origin, increment, &mut offsets, new_id),
+        XrefKind::Stream => {
+            write_stream(&mut bytes, base, origin, increment, &mut offsets, new_id)?;
+        }
     }
 
     let total = origin + bytes.len() as u64;
@@ -218,29 +225,21 @@ pub(crate) fn lay_out(
 /// the previous trailer's, less those of [`NOT_COPIED`], then `/ID` (second element new)
 /// and `/Prev`.
 fn trailer_entries(out: &mut Vec<u8>, base: &Base<'_>, new_id: [u8; 16]) {
-    for (key, value) in base.trailer {
-        if !NOT_COPIED.contains(&key.as_slice()) {
-            syntax::entry(out, key, value);
-        }
+    for entry in base.trailer.entries_where(is_copied) {
+        out.extend_from_slice(entry);
     }
     let new_id = Object::String(new_id.to_vec(), StringFormat::Hexadecimal);
     out.extend_from_slice(b"/ID[");
-    match base.trailer.at(b"ID") {
-        Ok(Object::Array(ids)) => match ids.first() {
-            Some(first @ Object::String(..)) => syntax::object(out, first),
-            _ => syntax::object(out, &new_id),
-        },
-        _ => syntax::object(out, &new_id),
-    }
+    syntax::object(out, base.first_id.unwrap_or(&new_id));
     syntax::object(out, &new_id);
     out.extend_from_slice(b"]/Prev ");
     syntax::unsigned(out, base.startxref);
 }
 
-fn old_size(base: &Base<'_>) -> u64 {
-    match base.trailer.at(b"Size") {
-        Ok(Object::Integer(size)) => (*size).max(0) as u64,
-        _ => 0,
+fn old_size(base: &Base<'_>) -> Result<u64> {
+    match base.trailer.get(b"Size")? {
+        Some(Object::Integer(size)) => Ok(size.max(0) as u64),
+        _ => Ok(0),
     }
 }
 
@@ -298,7 +297,7 @@ fn write_table(
     out.extend_from_slice(b"trailer\n<<");
     trailer_entries(out, base, new_id);
     out.extend_from_slice(b"/Size ");
-    syntax::unsigned(out, old_size(base).max(highest));
+    syntax::unsigned(out, old_size(base)?.max(highest));
     out.extend_from_slice(b">>\n");
     end_of_file(out, xref_offset);
     Ok(())
@@ -313,7 +312,7 @@ fn write_stream(
     increment: &Increment,
     entries: &mut Vec<(u32, XrefEntry)>,
     new_id: [u8; 16],
-) {
+) -> Result<()> {
     let xref_id = increment.next_number;
     let xref_offset = origin + out.len() as u64;
     entries.push((
@@ -331,7 +330,7 @@ fn write_stream(
     out.extend_from_slice(b"<<");
     trailer_entries(out, base, new_id);
     out.extend_from_slice(b"/Type/XRef/Size ");
-    syntax::unsigned(out, old_size(base).max(u64::from(xref_id) + 1));
+    syntax::unsigned(out, old_size(base)?.max(u64::from(xref_id) + 1));
     out.extend_from_slice(b"/Index[");
     for (index, (first, run)) in subsections(entries).into_iter().enumerate() {
         if index > 0 {
@@ -357,6 +356,7 @@ fn write_stream(
     out.extend_from_slice(&data);
     out.extend_from_slice(b"\nendstream\nendobj\n");
     end_of_file(out, xref_offset);
+    Ok(())
 }
 
 /// `startxref`, the offset of the section just written, and `%%EOF`.

@@ -3,7 +3,6 @@
 //! `/Contents` placeholder. Files go through a temporary file beside the target that is
 //! fsynced and renamed; the input is never opened for writing.
 
-use crate::dict::Entry as _;
 use std::fs::{self, File, OpenOptions};
 use std::io::{Cursor, IoSlice, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -469,14 +468,22 @@ impl<R: Read + Seek> Planned<R> {
         input
             .read_exact(&mut last)
             .map_err(Error::io("reading the input"))?;
+        let ids = trailer.get(b"ID")?;
+        let first_id = match &ids {
+            Some(lopdf::Object::Array(ids)) => ids
+                .first()
+                .filter(|first| matches!(first, lopdf::Object::String(..))),
+            _ => None,
+        };
         let base = Base {
             file_len,
             ends_with_eol: matches!(last[0], b'\n' | b'\r'),
             startxref,
             kind,
             trailer: &trailer,
+            first_id,
         };
-        let new_id = new_document_id(&trailer, file_len, time, &increment.field_name);
+        let new_id = new_document_id(first_id, file_len, time, &increment.field_name);
         let layout = lay_out(&base, &increment, spec.max_len, new_id)?;
         Ok(Planned {
             input,
@@ -648,15 +655,13 @@ pub fn digest_byte_range<R: Read + Seek>(
 /// The second `/ID` element: new for every revision (14.4), derived from what makes this
 /// one unique rather than from a random source, so that equal inputs give equal outputs.
 fn new_document_id(
-    trailer: &lopdf::Dictionary,
+    first_id: Option<&lopdf::Object>,
     file_len: u64,
     time: SystemTime,
     field: &str,
 ) -> [u8; 16] {
     let mut hasher = sha2::Sha256::new();
-    if let Ok(lopdf::Object::Array(ids)) = trailer.at(b"ID")
-        && let Some(lopdf::Object::String(first, _)) = ids.first()
-    {
+    if let Some(lopdf::Object::String(first, _)) = first_id {
         hasher.update(first);
     }
     hasher.update(file_len.to_be_bytes());

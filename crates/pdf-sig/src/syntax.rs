@@ -68,7 +68,7 @@ pub(crate) fn object_trailer(out: &mut Vec<u8>) {
 /// Each entry found begins with its key's `/`, so none can run into the one before.
 pub(crate) fn amended(out: &mut Vec<u8>, dict: &RawDict, key: &[u8], value: &Object) {
     out.extend_from_slice(b"<<");
-    for found in dict.entries_except(key) {
+    for found in dict.entries_where(|found| found != key) {
         out.extend_from_slice(found);
     }
     entry(out, key, value);
@@ -86,6 +86,11 @@ pub(crate) fn object_header(out: &mut Vec<u8>, (number, generation): ObjectId) {
 /// Appends one dictionary entry, `/Key value`.
 pub(crate) fn entry(out: &mut Vec<u8>, key: &[u8], value: &Object) {
     name(out, key);
+    value_after_key(out, value);
+}
+
+/// Appends `value` after a key, set apart from it if need be.
+pub(crate) fn value_after_key(out: &mut Vec<u8>, value: &Object) {
     if needs_separator(value) {
         out.push(b' ');
     }

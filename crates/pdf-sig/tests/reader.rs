@@ -33,7 +33,7 @@ fn reads_what_lopdf_reads() {
         let mut lazy = Document::open(File::open(&path).unwrap()).unwrap();
         assert_eq!(lazy.xref_kind(), kind, "{name}");
         assert_eq!(
-            lazy.trailer().get(b"Root").ok(),
+            lazy.trailer().unwrap().get(b"Root").ok(),
             reference.trailer.get(b"Root").ok(),
             "{name}"
         );

@@ -38,24 +38,25 @@ fn sign_checked(
     let old = Document::open(File::open(input).unwrap()).unwrap();
     let new = Document::open(File::open(&output).unwrap()).unwrap();
     assert_eq!(new.xref_kind(), old.xref_kind());
+    let (old_trailer, new_trailer) = (old.trailer().unwrap(), new.trailer().unwrap());
     assert_eq!(
-        new.trailer().get(b"Prev").unwrap(),
+        new_trailer.get(b"Prev").unwrap(),
         &Object::Integer(old.startxref() as i64)
     );
     assert_eq!(
-        new.trailer().get(b"Root").unwrap(),
-        old.trailer().get(b"Root").unwrap()
+        new_trailer.get(b"Root").unwrap(),
+        old_trailer.get(b"Root").unwrap()
     );
-    assert!(new.trailer().get(b"Encrypt").is_err());
-    if let Ok(Object::Array(old_id)) = old.trailer().get(b"ID") {
-        let Ok(Object::Array(new_id)) = new.trailer().get(b"ID") else {
+    assert!(new_trailer.get(b"Encrypt").is_err());
+    if let Ok(Object::Array(old_id)) = old_trailer.get(b"ID") {
+        let Ok(Object::Array(new_id)) = new_trailer.get(b"ID") else {
             panic!("/ID lost")
         };
         assert_eq!(new_id[0], old_id[0], "the first /ID element is kept");
         assert_ne!(new_id[1], old_id[1], "the second /ID element is new");
     }
-    if let Ok(info) = old.trailer().get(b"Info") {
-        assert_eq!(new.trailer().get(b"Info").unwrap(), info);
+    if let Ok(info) = old_trailer.get(b"Info") {
+        assert_eq!(new_trailer.get(b"Info").unwrap(), info);
     }
     // New objects are numbered from max(/Size, highest + 1): none reuses an old number.
     let first_new = old.next_object_number().unwrap();

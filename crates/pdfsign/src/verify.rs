@@ -171,7 +171,8 @@ pub fn load_trust_roots(files: &[impl AsRef<Path>]) -> Result<Vec<Certificate>> 
 fn signature_fields<R: Read + Seek>(
     document: &mut Document<R>,
 ) -> Result<Vec<(String, Dictionary)>> {
-    let root = match document.trailer().get(b"Root") {
+    let trailer = document.trailer()?;
+    let root = match trailer.get(b"Root") {
         Ok(Object::Reference(id)) => document.dictionary(*id, "the /Root catalog")?,
         Ok(Object::Dictionary(dict)) => dict.clone(),
         _ => return Ok(Vec::new()),

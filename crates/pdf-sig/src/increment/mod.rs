@@ -123,11 +123,11 @@ pub(crate) fn plan<R: Read + Seek>(
     options: &SignOptions,
     time: SystemTime,
 ) -> Result<Increment> {
-    let trailer = doc.trailer();
+    let trailer = doc.raw_trailer();
     if trailer.has(b"Encrypt") {
         return Err(Error::Encrypted);
     }
-    let Ok(&Object::Reference(root_id)) = trailer.at(b"Root") else {
+    let Some(Object::Reference(root_id)) = trailer.get(b"Root")? else {
         return Err(Error::wrong_type(
             "the trailer's /Root",
             "an indirect reference",

@@ -8,7 +8,7 @@ use std::io::{BufReader, Read, Seek, SeekFrom};
 use lopdf::{Dictionary, Object};
 
 use super::xref::{self, NumberedEntry, StreamLayout};
-use super::{Document, Tail, XrefEntry, XrefKind, filter, lexer};
+use super::{Document, RawDict, Tail, XrefEntry, XrefKind, filter, lexer};
 use crate::error::{Error, Result};
 use crate::limits::MAX_XREF_ENTRIES;
 
@@ -41,14 +41,14 @@ impl<R: Read + Seek> Document<R> {
                 self.highest = self.highest.max(number);
                 self.entries.entry(number).or_insert(entry);
             }
-            next = match trailer.at(b"Prev") {
-                Ok(Object::Integer(prev)) => {
-                    Some(u64::try_from(*prev).map_err(|_| Error::BadXref {
+            next = match trailer.get(b"Prev")? {
+                Some(Object::Integer(prev)) => {
+                    Some(u64::try_from(prev).map_err(|_| Error::BadXref {
                         offset,
                         reason: "negative /Prev",
                     })?)
                 }
-                Ok(Object::Real(prev)) if prev.fract() == 0.0 && *prev >= 0.0 => Some(*prev as u64),
+                Some(Object::Real(prev)) if prev.fract() == 0.0 && prev >= 0.0 => Some(prev as u64),
                 _ => None,
             };
             if newest {
@@ -68,7 +68,7 @@ impl<R: Read + Seek> Document<R> {
         tail: &Tail<'_>,
         budget: &mut u64,
         visited: &mut HashSet<u64>,
-    ) -> Result<(XrefKind, Dictionary, Vec<NumberedEntry>)> {
+    ) -> Result<(XrefKind, RawDict, Vec<NumberedEntry>)> {
         let mut buffer = [0u8; 32];
         let in_tail = tail.from(offset);
         let head = match in_tail {
@@ -88,34 +88,29 @@ impl<R: Read + Seek> Document<R> {
                 Some(mut rest) => {
                     let (table, trailer_at) = xref::parse_table(&mut rest, offset, budget)?;
                     let rest = tail.from(trailer_at).unwrap_or_default();
-                    let trailer = lexer::Parser::new(rest, trailer_at, true).object()?;
+                    let trailer = lexer::Parser::new(rest, trailer_at, true).raw_dictionary()?;
                     (table, trailer_at, trailer)
                 }
                 None => {
                     let (table, trailer_at) = self.read_table(offset, budget)?;
-                    let trailer = self.parse_at(trailer_at, |parser| parser.object())?;
+                    let trailer = self.parse_at(trailer_at, |parser| parser.raw_dictionary())?;
                     (table, trailer_at, trailer)
                 }
             };
-            let trailer = match trailer {
-                Object::Dictionary(trailer) => trailer,
-                _ => {
-                    return Err(Error::BadXref {
-                        offset: trailer_at,
-                        reason: "trailer is not a dictionary",
-                    });
-                }
-            };
+            let trailer = trailer.ok_or(Error::BadXref {
+                offset: trailer_at,
+                reason: "trailer is not a dictionary",
+            })?;
             // In-use entries before free ones, each kind in table order: in a hybrid file
             // (7.5.8.4) the objects in the stream at /XRefStm come between them, since
             // the table's free entries often mark exactly the objects the stream holds.
             // A stable sort keeps `partition`'s order without building two new vectors.
             let mut entries = table;
             entries.sort_by_key(|(_, entry)| matches!(entry, XrefEntry::Free));
-            let Ok(Object::Integer(stream_offset)) = trailer.at(b"XRefStm") else {
+            let Some(Object::Integer(stream_offset)) = trailer.get(b"XRefStm")? else {
                 return Ok((XrefKind::Table, trailer, entries));
             };
-            let stream_offset = u64::try_from(*stream_offset).map_err(|_| Error::BadXref {
+            let stream_offset = u64::try_from(stream_offset).map_err(|_| Error::BadXref {
                 offset,
                 reason: "negative /XRefStm",
             })?;
@@ -135,7 +130,7 @@ impl<R: Read + Seek> Document<R> {
             Ok((XrefKind::Table, trailer, entries))
         } else {
             let (dict, entries) = self.read_xref_stream(offset, budget)?;
-            Ok((XrefKind::Stream, dict, entries))
+            Ok((XrefKind::Stream, RawDict::from_dictionary(&dict), entries))
         }
     }
 

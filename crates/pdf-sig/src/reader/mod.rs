@@ -130,7 +130,9 @@ pub struct Document<R> {
     file_len: u64,
     startxref: u64,
     kind: XrefKind,
-    trailer: Dictionary,
+    /// Kept as found: a handful of its keys are looked at, and the new trailer copies
+    /// the rest as they are.
+    trailer: RawDict,
     entries: HashMap<u32, XrefEntry>,
     highest: u32,
     /// Objects read so far, shared: reading one again copies nothing.
@@ -177,7 +179,7 @@ impl<R: Read + Seek> Document<R> {
             file_len,
             startxref,
             kind: XrefKind::Table,
-            trailer: Dictionary::new(),
+            trailer: RawDict::from_dictionary(&Dictionary::new()),
             entries: HashMap::new(),
             highest: 0,
             cache: HashMap::new(),
@@ -207,8 +209,18 @@ impl<R: Read + Seek> Document<R> {
         self.kind
     }
 
-    /// The newest trailer (for a cross-reference stream, its dictionary).
-    pub fn trailer(&self) -> &Dictionary {
+    /// The newest trailer (for a cross-reference stream, its dictionary), read into
+    /// lopdf's model.
+    ///
+    /// # Errors
+    ///
+    /// None in practice: it was checked by the same parser when the file was opened.
+    pub fn trailer(&self) -> Result<Dictionary> {
+        self.trailer.to_dictionary()
+    }
+
+    /// The newest trailer as found.
+    pub(crate) fn raw_trailer(&self) -> &RawDict {
         &self.trailer
     }
 
@@ -224,8 +236,8 @@ impl<R: Read + Seek> Document<R> {
     ///
     /// [`Error::ObjectNumbersExhausted`] when that number does not fit in 32 bits.
     pub fn next_object_number(&self) -> Result<u32> {
-        let size = match self.trailer.at(b"Size") {
-            Ok(Object::Integer(size)) => (*size).max(0) as u64,
+        let size = match self.trailer.get(b"Size")? {
+            Some(Object::Integer(size)) => size.max(0) as u64,
             _ => 0,
         };
         let next = size.max(u64::from(self.highest) + 1);
@@ -238,7 +250,7 @@ impl<R: Read + Seek> Document<R> {
     }
 
     /// Gives the source and the newest trailer back.
-    pub(crate) fn into_source_and_trailer(self) -> (R, Dictionary) {
+    pub(crate) fn into_source_and_trailer(self) -> (R, RawDict) {
         (self.source, self.trailer)
     }
 

@@ -9,9 +9,10 @@
 //! back entry by entry as found. Copying the input's own bytes cannot change what an
 //! untouched entry means.
 
+use std::borrow::Cow;
 use std::ops::Range;
 
-use lopdf::Object;
+use lopdf::{Dictionary, Object};
 
 use super::lexer::{Parser, hex_value};
 use crate::error::Result;
@@ -78,12 +79,15 @@ impl RawDict {
         self.entries.iter().any(|entry| self.is(entry, key))
     }
 
-    /// The entries, each as its bytes (`/Key value`) as found, but for those named
-    /// `key`.
-    pub(crate) fn entries_except<'s>(&'s self, key: &'s [u8]) -> impl Iterator<Item = &'s [u8]> {
+    /// The entries, each as its bytes (`/Key value`) as found, but for those whose key
+    /// (its escapes decoded) `keep` refuses.
+    pub(crate) fn entries_where<'s>(
+        &'s self,
+        keep: impl Fn(&[u8]) -> bool + 's,
+    ) -> impl Iterator<Item = &'s [u8]> {
         self.entries
             .iter()
-            .filter(move |entry| !self.is(entry, key))
+            .filter(move |entry| keep(&decoded(self.name(entry))))
             .map(|entry| {
                 self.bytes
                     .get(entry.key.start..entry.value.end)
@@ -91,13 +95,85 @@ impl RawDict {
             })
     }
 
-    fn is(&self, entry: &RawEntry, key: &[u8]) -> bool {
-        let name = self
-            .bytes
-            .get(entry.key.start + 1..entry.key.end)
-            .unwrap_or_default();
-        name_is(name, key)
+    /// The same dictionary kept as bytes: for one that was read into lopdf's model
+    /// (a cross-reference stream's).
+    pub(crate) fn from_dictionary(dict: &Dictionary) -> Self {
+        let mut bytes = b"<<".to_vec();
+        let mut entries = Vec::with_capacity(dict.len());
+        for (key, value) in dict {
+            let start = bytes.len();
+            crate::syntax::name(&mut bytes, key);
+            let key = start..bytes.len();
+            crate::syntax::value_after_key(&mut bytes, value);
+            // The value starts after the space that may set it apart from the key.
+            let value_start = key.end + usize::from(bytes.get(key.end) == Some(&b' '));
+            let value = value_start..bytes.len();
+            entries.push(RawEntry { key, value });
+        }
+        bytes.extend_from_slice(b">>");
+        RawDict {
+            bytes,
+            entries,
+            base: 0,
+            object_stream: None,
+        }
     }
+
+    /// The dictionary read into lopdf's model.
+    ///
+    /// # Errors
+    ///
+    /// None in practice: every entry was checked by the same parser when read.
+    pub(crate) fn to_dictionary(&self) -> Result<Dictionary> {
+        let mut parser = Parser::new(&self.bytes, self.base, true).in_stream(self.object_stream);
+        match parser.object()? {
+            Object::Dictionary(dict) => Ok(dict),
+            _ => Err(crate::error::Error::Unreachable(
+                "a raw dictionary reads as a dictionary",
+            )),
+        }
+    }
+
+    fn is(&self, entry: &RawEntry, key: &[u8]) -> bool {
+        name_is(self.name(entry), key)
+    }
+
+    /// The key's token, after its `/`.
+    fn name(&self, entry: &RawEntry) -> &[u8] {
+        self.bytes
+            .get(entry.key.start + 1..entry.key.end)
+            .unwrap_or_default()
+    }
+}
+
+/// The name token `token` (after its `/`) with its `#xx` escapes decoded.
+fn decoded(token: &[u8]) -> Cow<'_, [u8]> {
+    if !token.contains(&b'#') {
+        return Cow::Borrowed(token);
+    }
+    let mut name = Vec::with_capacity(token.len());
+    let mut index = 0;
+    while let Some((byte, len)) = next_name_byte(token, index) {
+        name.push(byte);
+        index += len;
+    }
+    Cow::Owned(name)
+}
+
+/// The byte of a name token at `index`, an escape decoded, and how many bytes of the
+/// token it took.
+fn next_name_byte(token: &[u8], index: usize) -> Option<(u8, usize)> {
+    let byte = *token.get(index)?;
+    Some(
+        match (
+            byte,
+            token.get(index + 1).copied().and_then(hex_value),
+            token.get(index + 2).copied().and_then(hex_value),
+        ) {
+            (b'#', Some(high), Some(low)) => (high << 4 | low, 3),
+            _ => (byte, 1),
+        },
+    )
 }
 
 /// Whether the name token `token` (after its `/`) reads as `name`, its `#xx` escapes
@@ -110,23 +186,15 @@ fn name_is(token: &[u8], name: &[u8]) -> bool {
     if token.len() <= name.len() || !token.contains(&b'#') {
         return false;
     }
-    let mut decoded = name.iter();
+    let mut expected = name.iter();
     let mut index = 0;
-    while let Some(&byte) = token.get(index) {
-        let (byte, len) = match (
-            byte,
-            token.get(index + 1).copied().and_then(hex_value),
-            token.get(index + 2).copied().and_then(hex_value),
-        ) {
-            (b'#', Some(high), Some(low)) => (high << 4 | low, 3),
-            _ => (byte, 1),
-        };
-        if decoded.next() != Some(&byte) {
+    while let Some((byte, len)) = next_name_byte(token, index) {
+        if expected.next() != Some(&byte) {
             return false;
         }
         index += len;
     }
-    decoded.next().is_none()
+    expected.next().is_none()
 }
 
 #[cfg(test)]
@@ -147,6 +215,11 @@ mod tests {
         assert!(!name_is(b"Ann#6Ft", b"Annots"));
         assert!(!name_is(b"Ann#6Ftsx", b"Annots"));
         assert!(!name_is(b"Annots", b"Annot"));
+        assert_eq!(&*decoded(b"Ann#6Fts"), b"Annots");
+        assert_eq!(&*decoded(b"A#4#"), b"A#4#");
+        let dict = raw(b"<</Ann#6Fts[]/Type/Page>>");
+        let kept: Vec<&[u8]> = dict.entries_where(|key| key != b"Annots").collect();
+        assert_eq!(kept, [&b"/Type/Page"[..]]);
     }
 
     #[test]
@@ -165,10 +238,44 @@ mod tests {
     #[test]
     fn entries_are_kept_as_found_without_the_comments_between_them() {
         let dict = raw(b"<</Type/Page %x\n/Parent 2 0 R/Annots [] /Rotate%y\n90>>");
-        let kept: Vec<&[u8]> = dict.entries_except(b"Annots").collect();
+        let kept: Vec<&[u8]> = dict.entries_where(|key| key != b"Annots").collect();
         assert_eq!(
             kept,
             [&b"/Type/Page"[..], b"/Parent 2 0 R", b"/Rotate%y\n90"]
+        );
+    }
+
+    #[test]
+    fn built_from_and_read_into_the_model_alike() {
+        let model = Dictionary::from_iter([
+            ("Size", Object::Integer(7)),
+            ("Root", Object::Reference((1, 0))),
+            ("A B", Object::Name(b"x y".to_vec())),
+            (
+                "ID",
+                Object::Array(vec![Object::String(
+                    vec![1, 2],
+                    lopdf::StringFormat::Hexadecimal,
+                )]),
+            ),
+        ]);
+        let dict = RawDict::from_dictionary(&model);
+        assert_eq!(dict.to_dictionary().unwrap(), model);
+        assert_eq!(
+            dict.get(b"A B").unwrap(),
+            Some(Object::Name(b"x y".to_vec()))
+        );
+        let kept: Vec<&[u8]> = dict
+            .entries_where(|key| key != b"Size" && key != b"ID")
+            .collect();
+        assert_eq!(kept, [&b"/Root 1 0 R"[..], b"/A#20B/x#20y"]);
+        assert_eq!(
+            raw(b"<</A 1/A 2>>")
+                .to_dictionary()
+                .unwrap()
+                .get(b"A")
+                .unwrap(),
+            &Object::Integer(2)
         );
     }
 
