@@ -217,7 +217,8 @@ pub(crate) fn plan<R: Read + Seek>(
     let signature_id = numbers.take()?;
     let mut objects = Objects::default();
     let mut warnings = Vec::new();
-    let appearance_text = AppearanceText {
+    // Only a signature with an area shows it.
+    let appearance_text = || AppearanceText {
         name: options.name.as_deref(),
         date: civil.display(),
         reason: options.reason.as_deref(),
@@ -230,7 +231,7 @@ pub(crate) fn plan<R: Read + Seek>(
                 rotate,
                 field,
                 signature_id,
-                &appearance_text,
+                appearance_text,
                 &mut numbers,
                 &mut objects,
                 &mut warnings,
@@ -252,7 +253,7 @@ pub(crate) fn plan<R: Read + Seek>(
                 Some(placement) => {
                     widget.entry(b"Rect", &rect_object(&placement.rect));
                     let (stream, stream_warnings) =
-                        appearance_stream(&placement.rect, page.rotate, &appearance_text);
+                        appearance_stream(&placement.rect, page.rotate, &appearance_text());
                     if page.rotate != 0 {
                         // For viewers that rebuild appearances: the widget turns with the page.
                         let rotation =
@@ -454,11 +455,11 @@ fn check_fillable<R: Read + Seek>(
 
 /// Fills an existing empty signature field; a widget merged with it that has an area
 /// gets an appearance.
-fn fill_field(
+fn fill_field<'a>(
     rotate: u16,
     field: &Field,
     signature_id: ObjectId,
-    appearance_text: &AppearanceText<'_>,
+    appearance_text: impl FnOnce() -> AppearanceText<'a>,
     numbers: &mut Numbers,
     objects: &mut Objects,
     warnings: &mut Vec<Warning>,
@@ -467,7 +468,7 @@ fn fill_field(
     dict.set("V", Object::Reference(signature_id));
     let rect = dict.at(b"Rect").ok().and_then(read_rect);
     if let Some(rect) = rect.filter(|rect| rect.width() > 0.0 && rect.height() > 0.0) {
-        let (stream, stream_warnings) = appearance_stream(&rect, rotate, appearance_text);
+        let (stream, stream_warnings) = appearance_stream(&rect, rotate, &appearance_text());
         warnings.extend(stream_warnings);
         let stream_id = numbers.take()?;
         objects.insert(stream_id, Object::Stream(stream));

@@ -23,6 +23,8 @@ impl<R: Read + Seek> Document<R> {
         let mut budget = MAX_XREF_ENTRIES;
         let mut next = Some(self.startxref);
         let mut newest = true;
+        // Newest section first, so in order of precedence.
+        let mut all = Vec::new();
         while let Some(offset) = next {
             if !visited.insert(offset) {
                 return Err(Error::XrefLoop { offset });
@@ -36,10 +38,13 @@ impl<R: Read + Seek> Document<R> {
             }
             let (kind, trailer, entries) =
                 self.read_section(offset, &tail, &mut budget, &mut visited)?;
-            self.entries.reserve(entries.len());
-            for (number, entry) in entries {
-                self.highest = self.highest.max(number);
-                self.entries.entry(number).or_insert(entry);
+            if let Some(&highest) = entries.iter().map(|(number, _)| number).max() {
+                self.highest = self.highest.max(highest);
+            }
+            if all.is_empty() {
+                all = entries;
+            } else {
+                all.extend(entries);
             }
             next = match trailer.get(b"Prev")? {
                 Some(Object::Integer(prev)) => {
@@ -57,6 +62,7 @@ impl<R: Read + Seek> Document<R> {
                 newest = false;
             }
         }
+        self.entries = xref::Entries::from_precedence(all);
         Ok(())
     }
 

@@ -133,7 +133,7 @@ pub struct Document<R> {
     /// Kept as found: a handful of its keys are looked at, and the new trailer copies
     /// the rest as they are.
     trailer: RawDict,
-    entries: HashMap<u32, XrefEntry>,
+    entries: xref::Entries,
     highest: u32,
     /// Objects read so far, shared: reading one again copies nothing.
     cache: HashMap<u32, Rc<Object>>,
@@ -179,8 +179,8 @@ impl<R: Read + Seek> Document<R> {
             file_len,
             startxref,
             kind: XrefKind::Table,
-            trailer: RawDict::from_dictionary(&Dictionary::new()),
-            entries: HashMap::new(),
+            trailer: RawDict::default(),
+            entries: xref::Entries::default(),
             highest: 0,
             cache: HashMap::new(),
             object_stream: None,
@@ -226,7 +226,7 @@ impl<R: Read + Seek> Document<R> {
 
     /// The cross-reference entry in force for object `number`, if any section lists it.
     pub fn xref_entry(&self, number: u32) -> Option<XrefEntry> {
-        self.entries.get(&number).copied()
+        self.entries.get(number)
     }
 
     /// The first object number free for new objects: max(`/Size`, 1 + the highest
@@ -345,7 +345,7 @@ impl<R: Read + Seek> Document<R> {
     /// Where object `id` is, by its cross-reference entry.
     fn locate(&self, id: ObjectId) -> Result<Location> {
         let missing = Error::MissingObject { object: id };
-        match self.entries.get(&id.0).copied() {
+        match self.entries.get(id.0) {
             None | Some(XrefEntry::Free) => Err(missing),
             Some(XrefEntry::InFile { generation, .. }) if generation != id.1 => Err(missing),
             Some(XrefEntry::InFile { offset, .. }) => Ok(Location::File(offset)),
@@ -449,7 +449,7 @@ impl<R: Read + Seek> Document<R> {
             object: number,
             reason,
         };
-        if !matches!(self.entries.get(&number), Some(XrefEntry::InFile { .. })) {
+        if !matches!(self.entries.get(number), Some(XrefEntry::InFile { .. })) {
             return Err(bad("is not an object stored in the file"));
         }
         // The raw data is no longer needed once decoded: taken, never cached.

@@ -25,7 +25,8 @@ pub(crate) struct RawEntry {
 }
 
 /// A dictionary as found in the input, from `<<` to `>>`, with the spans of its entries.
-#[derive(Debug, Clone)]
+/// The default has no entries (and no bytes).
+#[derive(Debug, Clone, Default)]
 pub(crate) struct RawDict {
     bytes: Vec<u8>,
     entries: Vec<RawEntry>,

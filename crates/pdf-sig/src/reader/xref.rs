@@ -33,6 +33,40 @@ pub enum XrefEntry {
 /// One cross-reference entry with its object number.
 pub(crate) type NumberedEntry = (u32, XrefEntry);
 
+/// Every object's cross-reference entry, one per number, sorted by number: a vector
+/// searched by halves rather than a hashed map, which cost a hash per entry of every
+/// section and a rehash each time it grew.
+#[derive(Debug, Default)]
+pub(crate) struct Entries(Vec<NumberedEntry>);
+
+impl Entries {
+    /// The entries of every section, in order of precedence: of several for one number,
+    /// the first wins.
+    pub(crate) fn from_precedence(mut all: Vec<NumberedEntry>) -> Self {
+        // Stable: among entries of one number, the order of precedence stays.
+        all.sort_by_key(|&(number, _)| number);
+        all.dedup_by_key(|&mut (number, _)| number);
+        Entries(all)
+    }
+
+    /// Sets the entry of `number`, for tests that make a table by hand.
+    #[cfg(test)]
+    pub(crate) fn insert(&mut self, number: u32, entry: XrefEntry) {
+        match self.0.binary_search_by_key(&number, |&(found, _)| found) {
+            Ok(index) => self.0[index] = (number, entry),
+            Err(index) => self.0.insert(index, (number, entry)),
+        }
+    }
+
+    pub(crate) fn get(&self, number: u32) -> Option<XrefEntry> {
+        let index = self
+            .0
+            .binary_search_by_key(&number, |&(found, _)| found)
+            .ok()?;
+        self.0.get(index).map(|&(_, entry)| entry)
+    }
+}
+
 /// A small streaming tokenizer over the bytes of a cross-reference table, which can be
 /// far larger than any window: 20 bytes per entry, up to 8,388,607 entries.
 struct Scanner<'r, B> {
@@ -391,6 +425,28 @@ mod tests {
 
     use super::*;
     use crate::limits::MAX_XREF_ENTRIES;
+
+    proptest! {
+        /// Looking up a number gives its first entry in order of precedence, as a map
+        /// filled with "insert if absent" would.
+        #[test]
+        fn the_first_entry_of_a_number_wins(
+            all in prop::collection::vec((0u32..40, 0u64..1000), 0..80),
+        ) {
+            let all: Vec<NumberedEntry> = all
+                .into_iter()
+                .map(|(number, offset)| (number, XrefEntry::InFile { offset, generation: 0 }))
+                .collect();
+            let mut expected = std::collections::HashMap::new();
+            for &(number, entry) in &all {
+                expected.entry(number).or_insert(entry);
+            }
+            let entries = Entries::from_precedence(all);
+            for number in 0..41 {
+                prop_assert_eq!(entries.get(number), expected.get(&number).copied());
+            }
+        }
+    }
 
     fn table_text(sections: &[(u32, Vec<XrefEntry>)]) -> Vec<u8> {
         let mut text = b"xref\n".to_vec();
