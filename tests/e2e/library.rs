@@ -212,3 +212,53 @@ fn allowed_mechanisms_choose_the_mechanism() {
         "refused up front"
     );
 }
+
+/// `sign_bytes` with a token key starts the token's signature (`C_SignInit`) before it
+/// lays out the PDF and finishes it (`C_Sign`) after: one of each per signature. A PDF
+/// refused in between costs the waiting session, closed rather than reused, and nothing
+/// else: no `C_Sign`, and the next PDF signs.
+#[test]
+fn sign_bytes_starts_the_signature_first_and_a_refused_pdf_costs_its_session() {
+    let token = TestToken::builder("lib_started").key(KeyKind::P256).build();
+    let uri = proxy_uri(&token, "p256");
+    let signer = Signer::from_uri(
+        &uri,
+        Some(Pin::new(&token.user_pin)),
+        &SignOptions::default(),
+    )
+    .unwrap();
+    let calls = |func| proxy().counters(Some(token.slot)).unwrap().calls(func);
+    let input = std::fs::read(sample_pdf()).unwrap();
+    let before = [Func::SignInit, Func::Sign, Func::CloseSession].map(calls);
+    signer.sign_bytes(&input).unwrap();
+    let after = [Func::SignInit, Func::Sign, Func::CloseSession].map(calls);
+    assert_eq!(
+        [
+            after[0] - before[0],
+            after[1] - before[1],
+            after[2] - before[2]
+        ],
+        [1, 1, 0]
+    );
+
+    let error = signer.sign_bytes(b"%PDF-1.7 and nothing else").unwrap_err();
+    assert!(matches!(error, Error::Pdf(_)), "{error:?}");
+    let refused = [Func::SignInit, Func::Sign, Func::CloseSession].map(calls);
+    assert_eq!(
+        [
+            refused[0] - after[0],
+            refused[1] - after[1],
+            refused[2] - after[2]
+        ],
+        [1, 0, 1],
+        "started, never signed, its session closed"
+    );
+
+    let signed = signer.sign_bytes(&input).unwrap();
+    assert!(signed.starts_with(&input));
+    let scratch = Scratch::new("lib_started");
+    let pki = pki_files(scratch.path());
+    let path = scratch.join("out.pdf");
+    std::fs::write(&path, &signed).unwrap();
+    judge(&path, &pki, scratch.path(), false);
+}

@@ -256,7 +256,7 @@ impl SignedDataBuilder {
     /// returned, [`Error::SignatureRejectedAfterSigning`] if the signature does not
     /// verify, [`Error::Encode`].
     pub fn sign(&self, content_digest: &[u8]) -> Result<Vec<u8>, Error> {
-        self.sign_with(content_digest, self.signing_time.as_ref())
+        self.sign_with(&*self.key, content_digest, self.signing_time.as_ref())
     }
 
     /// As [`SignedDataBuilder::sign`], for a signature claimed at `time`: a builder made
@@ -268,14 +268,35 @@ impl SignedDataBuilder {
     ///
     /// As [`SignedDataBuilder::sign`]; [`Error::SigningTimeOutOfRange`].
     pub fn sign_at(&self, content_digest: &[u8], time: SystemTime) -> Result<Vec<u8>, Error> {
+        self.sign_at_using(&*self.key, content_digest, time)
+    }
+
+    /// As [`SignedDataBuilder::sign_at`], with `key` signing in place of the builder's
+    /// key: one that acts for it (the same certificate), such as a handle on a signature
+    /// the key already started (`p11-session`'s `StartedSign`).
+    ///
+    /// # Errors
+    ///
+    /// As [`SignedDataBuilder::sign_at`]; [`Error::OtherKey`] if `key` has another
+    /// certificate than the builder's key.
+    pub fn sign_at_using(
+        &self,
+        key: &dyn CmsSigner,
+        content_digest: &[u8],
+        time: SystemTime,
+    ) -> Result<Vec<u8>, Error> {
+        if key.certificate() != self.key.certificate() {
+            return Err(Error::OtherKey);
+        }
         match self.signing_time {
-            Some(_) => self.sign_with(content_digest, Some(&attributes::signing_time(time)?)),
-            None => self.sign_with(content_digest, None),
+            Some(_) => self.sign_with(key, content_digest, Some(&attributes::signing_time(time)?)),
+            None => self.sign_with(key, content_digest, None),
         }
     }
 
     fn sign_with(
         &self,
+        key: &dyn CmsSigner,
         content_digest: &[u8],
         signing_time: Option<&Time>,
     ) -> Result<Vec<u8>, Error> {
@@ -298,8 +319,7 @@ impl SignedDataBuilder {
             }
         };
         let message_hash = digest.digest(&message);
-        let raw = self
-            .key
+        let raw = key
             .sign(&SignRequest {
                 message: &message,
                 digest: &message_hash,

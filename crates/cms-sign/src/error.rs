@@ -38,6 +38,9 @@ pub enum Error {
         /// What the certificate's public key is.
         certificate: KeyAlgorithm,
     },
+    /// A key given to sign for a builder has another certificate than the builder's key.
+    #[error("the key given to sign has another certificate than the builder's key")]
+    OtherKey,
     /// A digest has the wrong length for its algorithm.
     #[error("a {algorithm} digest is {expected} bytes, got {actual}")]
     DigestLength {

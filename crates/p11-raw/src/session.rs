@@ -27,6 +27,9 @@ pub struct Session {
     fit: Cell<bool>,
     /// Set once `close` ran, so `Drop` does not close a second time.
     closed: Cell<bool>,
+    /// While a signing operation is suspended ([`crate::SignOperation::suspend`]): the
+    /// fitness it had before, which [`Session::resume_sign`] gives back.
+    suspended: Cell<Option<bool>>,
 }
 
 impl fmt::Debug for Session {
@@ -47,6 +50,7 @@ impl Session {
             handle,
             fit: Cell::new(true),
             closed: Cell::new(false),
+            suspended: Cell::new(None),
         }
     }
 
@@ -75,6 +79,25 @@ impl Session {
         self.fit.set(false);
     }
 
+    /// Marks a signing operation suspended: the session counts as unfit until it is
+    /// resumed.
+    pub(crate) fn suspend_signing(&self) {
+        self.suspended.set(Some(self.fit.get()));
+        self.fit.set(false);
+    }
+
+    /// Ends the suspension [`Session::suspend_signing`] began, if there is one: whether
+    /// there was.
+    pub(crate) fn end_suspension(&self) -> bool {
+        match self.suspended.take() {
+            Some(fit) => {
+                self.fit.set(fit);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Checks a return value, marking the session unfit when the code says it is broken.
     pub(crate) fn check(&self, function: Function, rv: CK_RV) -> Result<()> {
         let result = check(function, rv);
@@ -82,6 +105,10 @@ impl Session {
             && rv.breaks_session()
         {
             self.fit.set(false);
+            // Broken while an operation waits: still broken once it is resumed.
+            if self.suspended.get().is_some() {
+                self.suspended.set(Some(false));
+            }
         }
         result
     }

@@ -50,7 +50,32 @@ impl Session {
     }
 }
 
+impl Session {
+    /// The signing operation [`SignOperation::suspend`] left active on this session,
+    /// `None` if there is none.
+    pub fn resume_sign(&mut self) -> Option<SignOperation<'_>> {
+        // Not `then_some`: an operation built and dropped unresumed marks the session
+        // unfit.
+        if !self.end_suspension() {
+            return None;
+        }
+        Some(SignOperation {
+            session: self,
+            done: false,
+        })
+    }
+}
+
 impl SignOperation<'_> {
+    /// Leaves the operation active when this borrow of the session ends, for
+    /// [`Session::resume_sign`] to finish: `C_SignInit` can then run before the data to
+    /// sign exists. Until it is resumed the session counts as unfit ([`Session::is_fit`]),
+    /// so a pool that gets it back un-resumed closes it, which ends the operation.
+    pub fn suspend(mut self) {
+        self.done = true;
+        self.session.suspend_signing();
+    }
+
     /// The context-specific login (`C_Login(CKU_CONTEXT_SPECIFIC)`) that keys with
     /// `CKA_ALWAYS_AUTHENTICATE` need between `C_SignInit` and each `C_Sign`.
     ///

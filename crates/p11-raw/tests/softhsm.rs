@@ -189,6 +189,41 @@ fn sign_sizes_itself_and_grows_a_short_buffer() {
     assert!(session.is_fit());
 }
 
+/// `C_SignInit` now, `C_Sign` later: the session is unfit while the operation waits,
+/// fit again once it is resumed and signed; one never resumed stays unfit.
+#[test]
+fn a_suspended_signature_resumes_later() {
+    let token = TestToken::builder("a_suspended_signature_resumes_later")
+        .key(KeyKind::P256)
+        .build();
+    let mut session = token.user_session().unwrap();
+    let key = token.private_key(&session, "p256").unwrap();
+    assert!(session.resume_sign().is_none(), "nothing suspended yet");
+    session
+        .sign_init(&Mechanism::new(MechanismType::ECDSA), key)
+        .unwrap()
+        .suspend();
+    assert!(!session.is_fit());
+    let digest = Sha256::digest(b"known only later");
+    let signature = session.resume_sign().unwrap().sign(&digest, 64).unwrap();
+    verify_prehash(&token.keys[0].cert_der, Scheme::Ecdsa, &digest, &signature).unwrap();
+    assert!(session.is_fit());
+    assert!(session.resume_sign().is_none(), "resumed once only");
+
+    session
+        .sign_init(&Mechanism::new(MechanismType::ECDSA), key)
+        .unwrap()
+        .suspend();
+    assert!(!session.is_fit(), "abandoned: a pool closes it");
+    // Another operation cannot start while one waits, and that breakage outlives it.
+    assert_eq!(
+        rv_of(session.sign_init(&Mechanism::new(MechanismType::ECDSA), key)),
+        Rv::OperationActive
+    );
+    session.resume_sign().unwrap().sign(&digest, 64).unwrap();
+    assert!(!session.is_fit());
+}
+
 #[test]
 fn generated_keys_sign_and_verify() {
     let token = TestToken::builder("generated_keys_sign")

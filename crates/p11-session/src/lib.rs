@@ -112,6 +112,7 @@ pub use key::{EcCurve, KeyAlgorithm, KeyQuery, SigningKey};
 pub use login::LoginLease;
 pub use metrics::{Metrics, MetricsSnapshot, Repair};
 pub use pool::PooledSession;
+pub use recovery::StartedSign;
 pub use token::{DEFAULT_POOL_SIZE, Token, TokenConfig, TokenQuery};
 
 /// The mechanism types of `p11-raw`, for [`SigningKey::sign`].

@@ -25,6 +25,77 @@ enum Stage {
     Sign,
 }
 
+/// One attempt's outcome.
+type Attempt<'t> = std::result::Result<Vec<u8>, Failure<'t>>;
+
+/// A signature started by [`SigningKey::start`]: `C_SignInit` has run (or was not
+/// tried), `C_Sign` waits for the data.
+#[must_use = "a started signature dropped unsigned costs its session"]
+pub struct StartedSign<'k> {
+    key: &'k SigningKey,
+    mechanism: Mechanism,
+    /// How starting went, and the login epoch before it; `None` when it was not tried.
+    first: Option<(std::result::Result<Waiting<'k>, Failure<'k>>, u64)>,
+}
+
+/// A session with a signing operation waiting on it.
+struct Waiting<'t> {
+    session: PooledSession<'t>,
+    handle: ObjectHandle,
+    /// The login epoch the handle belongs to.
+    epoch: u64,
+}
+
+impl std::fmt::Debug for StartedSign<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StartedSign")
+            .field("mechanism", &self.mechanism)
+            .field("started", &matches!(self.first, Some((Ok(_), _))))
+            .finish_non_exhaustive()
+    }
+}
+
+impl StartedSign<'_> {
+    /// The mechanism the signature was started with.
+    pub fn mechanism(&self) -> &Mechanism {
+        &self.mechanism
+    }
+
+    /// Signs `data` (`C_Sign`), what [`SigningKey::sign`] would sign; a failure here, or
+    /// when starting, is repaired and the signature retried as it does.
+    ///
+    /// # Errors
+    /// As [`SigningKey::sign`].
+    pub fn sign(self, data: &[u8]) -> Result<Vec<u8>> {
+        let key = self.key;
+        let token = &*key.lease.token().shared;
+        let len = key.shared.facts.algorithm.signature_len();
+        let first = self.first.map(|(started, epoch_before)| {
+            let outcome = started.and_then(|mut waiting| {
+                let Some(operation) = waiting.session.resume_sign() else {
+                    // Cannot happen (starting left the operation waiting); were it to,
+                    // a fresh attempt is the safe answer.
+                    drop(waiting);
+                    return key.attempt(token, &self.mechanism, data);
+                };
+                match operation.sign(data, len) {
+                    Ok(signature) => Ok(signature),
+                    Err(error) => Err(Failure::Signing {
+                        error,
+                        stage: Stage::Sign,
+                        session: waiting.session,
+                        handle: waiting.handle,
+                        epoch: waiting.epoch,
+                        kept_pin: false,
+                    }),
+                }
+            });
+            (outcome, epoch_before)
+        });
+        key.sign_after(&self.mechanism, data, first)
+    }
+}
+
 /// Why one attempt at a signature failed.
 enum Failure<'t> {
     /// Before signing (checkout, key look-up, no PIN): final, unless the device is gone.
@@ -64,8 +135,71 @@ impl SigningKey {
     /// come back in time, [`Error::PoolExhausted`], or the module's error
     /// ([`Error::Pkcs11`]) when recovery does not apply or did not help.
     pub fn sign(&self, mechanism: &Mechanism, data: &[u8]) -> Result<Vec<u8>> {
+        self.sign_after(mechanism, data, None)
+    }
+
+    /// Starts a signature with `mechanism` before its data exists: checks a session out
+    /// and calls `C_SignInit` now; [`StartedSign::sign`] calls `C_Sign` when the data is
+    /// there. Work done in between (laying out a PDF, building signed attributes) then
+    /// runs while the session waits, rather than between one signature's `C_Sign` and
+    /// the next's `C_SignInit`; on a module that takes its locks in `C_SignInit`
+    /// (SoftHSM2 re-reads the key there), threads meet there less often.
+    ///
+    /// Never fails: whatever goes wrong here is met again, and reported or repaired as
+    /// [`SigningKey::sign`] does, by [`StartedSign::sign`]. An always-authenticate key is
+    /// not started early (its context login belongs with the signature, so that a PIN is
+    /// never tried twice). A started signature dropped unsigned leaves its session
+    /// unfit, and the pool closes it.
+    pub fn start(&self, mechanism: &Mechanism) -> StartedSign<'_> {
         let token = &*self.lease.token().shared;
-        let result = self.sign_recovering(token, mechanism, data);
+        let first = (!self.shared.facts.always_authenticate).then(|| {
+            let epoch = token.login.epoch();
+            (self.start_attempt(token, mechanism), epoch)
+        });
+        StartedSign {
+            key: self,
+            mechanism: *mechanism,
+            first,
+        }
+    }
+
+    /// Checkout, handle, `C_SignInit`, the operation left waiting on the session.
+    fn start_attempt<'t>(
+        &self,
+        token: &'t TokenShared,
+        mechanism: &Mechanism,
+    ) -> Result<Waiting<'t>, Failure<'t>> {
+        let (handle, epoch) = self.shared.handle(token).map_err(Failure::Setup)?;
+        let mut session = token.checkout().map_err(Failure::Setup)?;
+        let started = session
+            .sign_init(mechanism, handle)
+            .map(|operation| operation.suspend());
+        if let Err(error) = started {
+            return Err(Failure::Signing {
+                error,
+                stage: Stage::Init,
+                session,
+                handle,
+                epoch,
+                kept_pin: false,
+            });
+        }
+        Ok(Waiting {
+            session,
+            handle,
+            epoch,
+        })
+    }
+
+    /// [`SigningKey::sign`], the first attempt's outcome given if it was started early.
+    fn sign_after<'t>(
+        &'t self,
+        mechanism: &Mechanism,
+        data: &[u8],
+        first: Option<(Attempt<'t>, u64)>,
+    ) -> Result<Vec<u8>> {
+        let token = &*self.lease.token().shared;
+        let result = self.sign_recovering(token, mechanism, data, first);
         match &result {
             Ok(_) => token.metrics.signed(),
             Err(error) => {
@@ -76,16 +210,23 @@ impl SigningKey {
         result
     }
 
-    fn sign_recovering(
+    fn sign_recovering<'t>(
         &self,
-        token: &TokenShared,
+        token: &'t TokenShared,
         mechanism: &Mechanism,
         data: &[u8],
+        mut first: Option<(Attempt<'t>, u64)>,
     ) -> Result<Vec<u8>> {
         let mut retried = false;
         loop {
-            let epoch_before = token.login.epoch();
-            let failure = match self.attempt(token, mechanism, data) {
+            let (outcome, epoch_before) = match first.take() {
+                Some(started) => started,
+                None => {
+                    let epoch_before = token.login.epoch();
+                    (self.attempt(token, mechanism, data), epoch_before)
+                }
+            };
+            let failure = match outcome {
                 Ok(signature) => return Ok(signature),
                 Err(failure) => failure,
             };

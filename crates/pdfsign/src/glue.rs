@@ -9,6 +9,7 @@
 //! `CKA_ALLOWED_MECHANISMS` leaves no other way; then the token hashes the message.
 
 use std::path::Path;
+use std::sync::{Mutex, PoisonError};
 
 use cms_sign::{
     CmsSigner, DigestAlgorithm, EcCurve, KeyAlgorithm, KeyError, SignRequest, SignatureAlgorithm,
@@ -16,7 +17,8 @@ use cms_sign::{
 };
 use p11_raw::{Attribute, AttributeType, Module, ObjectClass, SlotId};
 use p11_session::{
-    KeyQuery, LoginLease, Mechanism, MechanismType, PssParams, SigningKey, Token, TokenQuery,
+    KeyQuery, LoginLease, Mechanism, MechanismType, PssParams, SigningKey, StartedSign, Token,
+    TokenQuery,
 };
 
 use crate::error::{Error, Result};
@@ -247,11 +249,47 @@ impl CmsSigner for Pkcs11Key {
     }
 
     fn sign(&self, request: &SignRequest<'_>) -> Result<Vec<u8>, KeyError> {
+        self.sign_with(request, None)
+    }
+}
+
+impl Pkcs11Key {
+    /// Starts a signature for `algorithm` before its data exists
+    /// ([`SigningKey::start`]: `C_SignInit` now). The key returned signs for this one
+    /// (`cms-sign`'s `SignedDataBuilder::sign_at_using`) and finishes the started
+    /// signature; dropped unused, it costs the session the signature waited on.
+    pub(crate) fn start(&self, algorithm: SignatureAlgorithm) -> StartedKey<'_> {
+        let probe = SignRequest {
+            message: &[],
+            digest: &[],
+            algorithm,
+        };
+        let started = self
+            .plan(&probe)
+            .map(|(mechanism, _)| self.key.start(&mechanism));
+        StartedKey {
+            key: self,
+            started: Mutex::new(started),
+        }
+    }
+
+    /// Signs `request` on the token: through `started` if it was started with the
+    /// mechanism the request takes, else from the start.
+    fn sign_with(
+        &self,
+        request: &SignRequest<'_>,
+        started: Option<StartedSign<'_>>,
+    ) -> Result<Vec<u8>, KeyError> {
         let (mechanism, data) = self
             .plan(request)
             .ok_or("the key's CKA_ALLOWED_MECHANISMS allow no mechanism for this signature")?;
+        let started = started.filter(|started| started.mechanism() == &mechanism);
+        let sign = |bytes: &[u8]| match started {
+            Some(started) => started.sign(bytes),
+            None => self.key.sign(&mechanism, bytes),
+        };
         let signature = match data {
-            Data::Bytes(bytes) => self.key.sign(&mechanism, bytes)?,
+            Data::Bytes(bytes) => sign(bytes)?,
             Data::DigestInfo(digest, hash) => {
                 // A DigestInfo is at most 19 + 64 bytes: build it on the stack.
                 let prefix = digest.digest_info_prefix();
@@ -260,10 +298,45 @@ impl CmsSigner for Pkcs11Key {
                 let buffer = info.get_mut(..len).ok_or("digest too long")?;
                 buffer[..prefix.len()].copy_from_slice(prefix);
                 buffer[prefix.len()..].copy_from_slice(hash);
-                self.key.sign(&mechanism, buffer)?
+                sign(buffer)?
             }
         };
         Ok(signature)
+    }
+}
+
+/// A [`Pkcs11Key`] with a signature started ([`Pkcs11Key::start`]): signs for it once,
+/// through the started signature.
+pub(crate) struct StartedKey<'k> {
+    key: &'k Pkcs11Key,
+    /// Taken by the first signature.
+    started: Mutex<Option<StartedSign<'k>>>,
+}
+
+impl CmsSigner for StartedKey<'_> {
+    fn key_algorithm(&self) -> KeyAlgorithm {
+        self.key.algorithm
+    }
+
+    fn certificate(&self) -> &[u8] {
+        &self.key.certificate
+    }
+
+    fn chain(&self) -> &[Vec<u8>] {
+        &self.key.chain
+    }
+
+    fn supports(&self, algorithm: SignatureAlgorithm) -> bool {
+        self.key.supports(algorithm)
+    }
+
+    fn sign(&self, request: &SignRequest<'_>) -> Result<Vec<u8>, KeyError> {
+        let started = self
+            .started
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        self.key.sign_with(request, started)
     }
 }
 

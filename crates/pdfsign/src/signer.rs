@@ -39,6 +39,8 @@ struct Inner {
     /// The CMS builder over the key, made once: the certificates parsed and the parts
     /// every signature shares encoded at start, the signing time given per signature.
     builder: SignedDataBuilder,
+    /// The builder's key, if it is a token's: signatures can then be started early.
+    token_key: Option<Arc<Pkcs11Key>>,
     options: SignOptions,
     /// The `pdf-sig` options, built and checked once (`/Name` defaulting to the
     /// certificate's common name); each signature sets its own time on a copy.
@@ -91,6 +93,30 @@ impl Signer {
         options: &SignOptions,
         description: &str,
     ) -> Result<Signer> {
+        Signer::build(key, None, options, description)
+    }
+
+    /// As [`Signer::from_key`], for a key on a token. Knowing it is one, the signer can
+    /// start a signature on the token before the document is laid out
+    /// ([`Signer::sign_bytes`] does).
+    ///
+    /// # Errors
+    /// As [`Signer::from_key`].
+    pub fn from_token_key(
+        key: Pkcs11Key,
+        options: &SignOptions,
+        description: &str,
+    ) -> Result<Signer> {
+        let key = Arc::new(key);
+        Signer::build(key.clone(), Some(key), options, description)
+    }
+
+    fn build(
+        key: Arc<dyn CmsSigner>,
+        token_key: Option<Arc<Pkcs11Key>>,
+        options: &SignOptions,
+        description: &str,
+    ) -> Result<Signer> {
         let key_algorithm = key.key_algorithm();
         let mut algorithm = SignatureAlgorithm::default_for(key_algorithm, options.digest.cms());
         if options.pss {
@@ -110,6 +136,7 @@ impl Signer {
         Ok(Signer {
             inner: Arc::new(Inner {
                 builder,
+                token_key,
                 options: options.clone(),
                 pdf,
                 capacity,
@@ -127,7 +154,7 @@ impl Signer {
     pub fn from_uri(uri: &Pkcs11Uri, pin: Option<Pin>, options: &SignOptions) -> Result<Signer> {
         let key = Pkcs11Key::open(uri, pin.as_ref(), None)?;
         drop(pin);
-        Signer::from_key(Arc::new(key), options, &uri.to_string())
+        Signer::from_token_key(key, options, &uri.to_string())
     }
 
     /// The signature algorithm (scheme and digest).
@@ -189,13 +216,34 @@ impl Signer {
 
     /// Signs a PDF held in memory and returns the signed PDF.
     ///
+    /// With a token key ([`Signer::from_uri`], [`Signer::from_token_key`]) the token's
+    /// signature is started (`C_SignInit`) before the PDF is laid out, and finished
+    /// (`C_Sign`) once the digest is known; a PDF refused in between costs the session
+    /// the signature waited on (the pool closes it and opens another when needed).
+    ///
     /// # Errors
     /// As [`Signer::sign_file`].
     pub fn sign_bytes(&self, pdf: &[u8]) -> Result<Vec<u8>> {
         let time = self.signing_time();
         let options = self.pdf_options(time);
+        // A token key starts the signature first (`C_SignInit`), so that laying out the
+        // PDF runs while the session waits rather than between two threads' calls into
+        // the token: SoftHSM2, for one, takes its locks in `C_SignInit`, and threads
+        // that do work just before it meet there more often (see ARCHITECTURE.md).
+        // A PDF refused here costs the started signature's session.
+        let started = self
+            .inner
+            .token_key
+            .as_ref()
+            .map(|key| key.start(self.algorithm()));
         let prepared = pdf_sig::prepare_bytes(pdf, &options, self.container_spec())?;
-        let container = self.container(prepared.digest(), time)?;
+        let container = match &started {
+            Some(key) => self
+                .inner
+                .builder
+                .sign_at_using(key, prepared.digest(), time)?,
+            None => self.container(prepared.digest(), time)?,
+        };
         let (output, _report) = prepared.finish(&container)?;
         Ok(output)
     }

@@ -632,3 +632,24 @@ fn digest_helpers_match_their_algorithms() {
         assert_eq!(octets.as_bytes(), digest.digest(b"abc"));
     }
 }
+
+/// Another key may sign for the builder's if it acts for it (the same certificate): the
+/// container is the one the builder's own key makes. A key with another certificate is
+/// refused before anything is signed.
+#[test]
+fn a_key_acting_for_the_builders_signs_the_same() {
+    let pkcs1 = SignatureAlgorithm::new(SignatureScheme::RsaPkcs1v15, DigestAlgorithm::Sha256);
+    let key = Arc::new(TestKey::new(KeyKind::Rsa2048));
+    let builder = SignedDataBuilder::new(key, pkcs1, SubFilter::CadesDetached).unwrap();
+    let digest = pkcs1.digest.digest(b"acting for");
+    let time = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    let own = builder.sign_at(&digest, time).unwrap();
+    // PKCS#1 v1.5 is deterministic: the same key through another handle, the same bytes.
+    let same = TestKey::new(KeyKind::Rsa2048);
+    assert_eq!(builder.sign_at_using(&same, &digest, time).unwrap(), own);
+    let other = TestKey::new(KeyKind::Rsa3072);
+    assert!(matches!(
+        builder.sign_at_using(&other, &digest, time),
+        Err(Error::OtherKey)
+    ));
+}

@@ -165,3 +165,55 @@ fn recovery_from_an_operation_left_active() {
     sign_and_verify(&key, &cert, "later");
     assert_eq!(repairs(&token.metrics().snapshot()), repairs(&after));
 }
+
+/// A signature started before its data (`C_SignInit` early, `C_Sign` later) signs on
+/// the session it started on; one dropped unsigned costs its session and nothing else;
+/// one whose session is closed while it waits is repaired and retried like any other.
+#[test]
+fn started_signatures_sign_later_or_cost_their_session() {
+    let test = TestToken::builder("started_signatures")
+        .key(KeyKind::P256)
+        .build();
+    let cert = test.key(KeyKind::P256).cert_der.clone();
+    let token = open(&test);
+    let key = key_of(&token, &test, "p256");
+
+    let started = key.start(&ecdsa());
+    assert_eq!(started.mechanism(), &ecdsa());
+    assert!(
+        token.debug_idle_session_handles().is_empty(),
+        "the session waits"
+    );
+    let data = digest("known later");
+    let signature = started.sign(&data).unwrap();
+    verify_prehash(&cert, Scheme::Ecdsa, &data, &signature).unwrap();
+    let after = token.metrics().snapshot();
+    assert_eq!(
+        (after.signatures, after.retries, after.sessions_closed),
+        (1, 0, 0)
+    );
+    assert_eq!(
+        token.debug_idle_session_handles().len(),
+        1,
+        "and comes back"
+    );
+
+    // Abandoned: the session, its operation still active, is closed, not reused.
+    drop(key.start(&ecdsa()));
+    let after = token.metrics().snapshot();
+    assert_eq!(after.sessions_closed, 1);
+    assert!(token.debug_idle_session_handles().is_empty());
+    sign_and_verify(&key, &cert, "next");
+    assert_eq!(repairs(&token.metrics().snapshot()), [0; 7]);
+
+    // Closed behind the pool's back while it waits: one session repair, one retry.
+    let started = key.start(&ecdsa());
+    let idle_before = token.debug_idle_session_handles();
+    assert!(idle_before.is_empty());
+    test.module.close_all_sessions(test.slot).unwrap();
+    let signature = started.sign(&data).unwrap();
+    verify_prehash(&cert, Scheme::Ecdsa, &data, &signature).unwrap();
+    let after = token.metrics().snapshot();
+    assert_eq!(after.retries, 1, "{after:?}");
+    assert_eq!(after.sign_failures, 0);
+}

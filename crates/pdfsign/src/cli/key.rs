@@ -124,7 +124,7 @@ pub(crate) fn open_signer(key: &KeyArgs, signature: &SignatureArgs) -> Result<Si
         let leaf = pdfsign::CmsSigner::certificate(&token_key).to_vec();
         token_key = token_key.with_certificate(leaf, pdfsign::read_certificates(chain)?);
     }
-    Signer::from_key(Arc::new(token_key), &options, &uri.to_string())
+    Signer::from_token_key(token_key, &options, &uri.to_string())
 }
 
 /// The library options from the signature flags.
