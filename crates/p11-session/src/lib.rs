@@ -23,7 +23,9 @@
 //! - [`SigningKey::sign`] checks a session out of the pool ([`PooledSession`]), signs
 //!   with `C_SignInit` + `C_Sign`, and hands the session back, repairing what it can
 //!   (dead sessions, a lost login, stale handles, a device that went away) and retrying
-//!   once.
+//!   once. [`SigningKey::start`] splits it: `C_SignInit` before the data exists,
+//!   [`StartedSign::sign`] the rest once it does, so that the caller's own work runs
+//!   while the session waits.
 //! - [`Metrics`] counts signatures, repairs by kind, sessions, waits, logins and logouts.
 //! - Every failure is an [`Error`], naming the token; PIN errors name its PIN flags.
 //!
