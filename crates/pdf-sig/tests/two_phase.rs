@@ -5,8 +5,8 @@ use std::io::Cursor;
 use std::time::{Duration, UNIX_EPOCH};
 
 use pdf_sig::{
-    ByteRange, ContainerSpec, DigestAlgorithm, Error, SignOptions, SignatureContainer,
-    digest_byte_range, prepare, prepare_bytes, prepare_stream, sign,
+    ByteRange, ContainerSpec, DigestAlgorithm, Error, PreparedStream, SignOptions,
+    SignatureContainer, digest_byte_range, prepare, prepare_bytes, prepare_stream, sign,
 };
 use sha2::Digest;
 
@@ -251,24 +251,10 @@ fn bytes_streams_and_files_agree_on_every_fixture() {
         let original = fs::read(&input).unwrap();
         let Ok(in_memory) = prepare_bytes(&original, &options(), spec) else {
             // The broken, encrypted and certified fixtures are refused alike.
-            assert!(
-                prepare_stream(
-                    Cursor::new(&original),
-                    Cursor::new(Vec::new()),
-                    &options(),
-                    spec
-                )
-                .is_err()
-            );
+            assert!(prepare_in_memory(&original, spec).is_err());
             continue;
         };
-        let streamed = prepare_stream(
-            Cursor::new(&original),
-            Cursor::new(Vec::new()),
-            &options(),
-            spec,
-        )
-        .unwrap();
+        let streamed = prepare_in_memory(&original, spec).unwrap();
         assert_eq!(in_memory.digest(), streamed.digest(), "{input:?}");
         assert_eq!(
             in_memory.details().byte_range(),
@@ -285,6 +271,19 @@ fn bytes_streams_and_files_agree_on_every_fixture() {
         signed += 1;
     }
     assert!(signed >= 10, "only {signed} fixtures signed");
+}
+
+/// `prepare_stream` from `original` into a vector.
+fn prepare_in_memory(
+    original: &[u8],
+    spec: ContainerSpec,
+) -> pdf_sig::Result<PreparedStream<Cursor<Vec<u8>>>> {
+    prepare_stream(
+        Cursor::new(original),
+        Cursor::new(Vec::new()),
+        &options(),
+        spec,
+    )
 }
 
 /// A container as large as the placeholder fits (its hex is written in more than one
@@ -307,13 +306,7 @@ fn containers_up_to_the_capacity_fit() {
         })
     ));
     let (bytes, _) = prepared.finish(&full).unwrap();
-    let streamed = prepare_stream(
-        Cursor::new(&original),
-        Cursor::new(Vec::new()),
-        &options(),
-        spec,
-    )
-    .unwrap();
+    let streamed = prepare_in_memory(&original, spec).unwrap();
     let (cursor, _) = streamed.finish(&full).unwrap();
     assert_eq!(bytes, cursor.into_inner());
     let text = String::from_utf8_lossy(&bytes);
