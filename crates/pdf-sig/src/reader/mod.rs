@@ -344,13 +344,15 @@ impl<R: Read + Seek> Document<R> {
 
     /// Where object `id` is, by its cross-reference entry.
     fn locate(&self, id: ObjectId) -> Result<Location> {
-        let missing = Error::MissingObject { object: id };
         match self.entries.get(id.0) {
-            None | Some(XrefEntry::Free) => Err(missing),
-            Some(XrefEntry::InFile { generation, .. }) if generation != id.1 => Err(missing),
-            Some(XrefEntry::InFile { offset, .. }) => Ok(Location::File(offset)),
-            Some(XrefEntry::InStream { .. }) if id.1 != 0 => Err(missing),
-            Some(XrefEntry::InStream { stream, index }) => Ok(Location::Stream { stream, index }),
+            Some(XrefEntry::InFile { offset, generation }) if generation == id.1 => {
+                Ok(Location::File(offset))
+            }
+            Some(XrefEntry::InStream { stream, index }) if id.1 == 0 => {
+                Ok(Location::Stream { stream, index })
+            }
+            // Free, absent, or of another generation.
+            _ => Err(Error::MissingObject { object: id }),
         }
     }
 
