@@ -98,7 +98,9 @@ impl Signer {
 
     /// As [`Signer::from_key`], for a key on a token. Knowing it is one, the signer can
     /// start a signature on the token before the document is laid out
-    /// ([`Signer::sign_bytes`] does).
+    /// ([`Signer::sign_bytes`] does), which keeps threads from meeting in the token's
+    /// `C_SignInit`; a PDF refused after the start costs the session it waited on. The
+    /// same key given to [`Signer::from_key`] is never started early.
     ///
     /// # Errors
     /// As [`Signer::from_key`].
