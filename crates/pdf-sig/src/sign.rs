@@ -616,7 +616,7 @@ fn write_all_vectored<W: Write>(
 }
 
 /// The digest of the bytes `range` covers in `input`: what a verifier compares with the
-/// digest a signature signed. Read through a buffer of at most [`COPY_BUFFER`] bytes, so
+/// digest a signature signed. Read through a buffer of at most 1 MiB, so
 /// memory stays flat for any file size.
 ///
 /// # Errors
