@@ -7,6 +7,8 @@
 //! try again; a token that ends exactly at the window's end is treated the same way,
 //! since it might continue past it.
 
+use std::borrow::Cow;
+
 use lopdf::{Dictionary, Object, StringFormat};
 
 use super::raw::{RawDict, RawEntry};
@@ -78,7 +80,7 @@ fn is_regular(byte: u8) -> bool {
     !is_whitespace(byte) && !is_delimiter(byte)
 }
 
-pub(crate) fn hex_value(byte: u8) -> Option<u8> {
+fn hex_value(byte: u8) -> Option<u8> {
     match byte {
         b'0'..=b'9' => Some(byte - b'0'),
         b'a'..=b'f' => Some(byte - b'a' + 10),
@@ -480,27 +482,7 @@ impl<'a> Parser<'a> {
 
     /// A name after its `/`, with `#xx` escapes decoded.
     fn name_body(&mut self) -> Result<Vec<u8>> {
-        let token = self.token()?;
-        if !token.contains(&b'#') {
-            return Ok(token.to_vec());
-        }
-        let mut name = Vec::with_capacity(token.len());
-        let mut index = 0;
-        while let Some(&byte) = token.get(index) {
-            if byte == b'#'
-                && let (Some(high), Some(low)) = (
-                    token.get(index + 1).copied().and_then(hex_value),
-                    token.get(index + 2).copied().and_then(hex_value),
-                )
-            {
-                name.push(high << 4 | low);
-                index += 3;
-                continue;
-            }
-            name.push(byte);
-            index += 1;
-        }
-        Ok(name)
+        Ok(decode_name(self.token()?).into_owned())
     }
 
     fn literal_string_body(&mut self, out: &mut impl Sink) -> Result<()> {
@@ -656,6 +638,37 @@ impl<'a> Parser<'a> {
             u16::try_from(generation).map_err(|_| self.error("a generation number below 65536"))?;
         Ok(Some(Object::Reference((number, generation))))
     }
+}
+
+/// The name token `token` (after its `/`) with its `#xx` escapes decoded (7.3.5); a `#`
+/// not followed by two hex digits stands for itself.
+pub(crate) fn decode_name(token: &[u8]) -> Cow<'_, [u8]> {
+    if !token.contains(&b'#') {
+        return Cow::Borrowed(token);
+    }
+    let mut name = Vec::with_capacity(token.len());
+    let mut index = 0;
+    while let Some((byte, len)) = name_byte(token, index) {
+        name.push(byte);
+        index += len;
+    }
+    Cow::Owned(name)
+}
+
+/// The byte of name token `token` at `index`, an escape decoded, and how many bytes of
+/// the token it took.
+pub(crate) fn name_byte(token: &[u8], index: usize) -> Option<(u8, usize)> {
+    let byte = *token.get(index)?;
+    Some(
+        match (
+            byte,
+            token.get(index + 1).copied().and_then(hex_value),
+            token.get(index + 2).copied().and_then(hex_value),
+        ) {
+            (b'#', Some(high), Some(low)) => (high << 4 | low, 3),
+            _ => (byte, 1),
+        },
+    )
 }
 
 /// Parses a run of ASCII digits.

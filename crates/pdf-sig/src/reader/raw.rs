@@ -9,12 +9,11 @@
 //! back entry by entry as found. Copying the input's own bytes cannot change what an
 //! untouched entry means.
 
-use std::borrow::Cow;
 use std::ops::Range;
 
 use lopdf::{Dictionary, Object};
 
-use super::lexer::{Parser, hex_value};
+use super::lexer::{Parser, decode_name, name_byte};
 use crate::error::Result;
 
 /// Where one entry of a [`RawDict`] is: its key with the `/`, and its value.
@@ -88,7 +87,7 @@ impl RawDict {
     ) -> impl Iterator<Item = &'s [u8]> {
         self.entries
             .iter()
-            .filter(move |entry| keep(&decoded(self.name(entry))))
+            .filter(move |entry| keep(&decode_name(self.name(entry))))
             .map(|entry| {
                 self.bytes
                     .get(entry.key.start..entry.value.end)
@@ -147,36 +146,6 @@ impl RawDict {
     }
 }
 
-/// The name token `token` (after its `/`) with its `#xx` escapes decoded.
-fn decoded(token: &[u8]) -> Cow<'_, [u8]> {
-    if !token.contains(&b'#') {
-        return Cow::Borrowed(token);
-    }
-    let mut name = Vec::with_capacity(token.len());
-    let mut index = 0;
-    while let Some((byte, len)) = next_name_byte(token, index) {
-        name.push(byte);
-        index += len;
-    }
-    Cow::Owned(name)
-}
-
-/// The byte of a name token at `index`, an escape decoded, and how many bytes of the
-/// token it took.
-fn next_name_byte(token: &[u8], index: usize) -> Option<(u8, usize)> {
-    let byte = *token.get(index)?;
-    Some(
-        match (
-            byte,
-            token.get(index + 1).copied().and_then(hex_value),
-            token.get(index + 2).copied().and_then(hex_value),
-        ) {
-            (b'#', Some(high), Some(low)) => (high << 4 | low, 3),
-            _ => (byte, 1),
-        },
-    )
-}
-
 /// Whether the name token `token` (after its `/`) reads as `name`, its `#xx` escapes
 /// decoded as the parser decodes them.
 fn name_is(token: &[u8], name: &[u8]) -> bool {
@@ -189,7 +158,7 @@ fn name_is(token: &[u8], name: &[u8]) -> bool {
     }
     let mut expected = name.iter();
     let mut index = 0;
-    while let Some((byte, len)) = next_name_byte(token, index) {
+    while let Some((byte, len)) = name_byte(token, index) {
         if expected.next() != Some(&byte) {
             return false;
         }
@@ -216,8 +185,8 @@ mod tests {
         assert!(!name_is(b"Ann#6Ft", b"Annots"));
         assert!(!name_is(b"Ann#6Ftsx", b"Annots"));
         assert!(!name_is(b"Annots", b"Annot"));
-        assert_eq!(&*decoded(b"Ann#6Fts"), b"Annots");
-        assert_eq!(&*decoded(b"A#4#"), b"A#4#");
+        assert_eq!(&*decode_name(b"Ann#6Fts"), b"Annots");
+        assert_eq!(&*decode_name(b"A#4#"), b"A#4#");
         let dict = raw(b"<</Ann#6Fts[]/Type/Page>>");
         let kept: Vec<&[u8]> = dict.entries_where(|key| key != b"Annots").collect();
         assert_eq!(kept, [&b"/Type/Page"[..]]);
