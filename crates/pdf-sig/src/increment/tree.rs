@@ -40,7 +40,7 @@ pub(crate) fn find_page<R: Read + Seek>(
         remaining: index,
         seen: 0,
     };
-    let node = doc.raw_dictionary(*root, PAGE_TREE_NODE)?;
+    let node = Node::read(doc, *root)?;
     match walk.descend(doc, *root, node, 0, 0)? {
         Some(page) => Ok(page),
         None => Err(Error::PageOutOfRange {
@@ -50,7 +50,46 @@ pub(crate) fn find_page<R: Read + Seek>(
     }
 }
 
-const PAGE_TREE_NODE: &str = "a page tree node";
+/// A page tree node as read, its `/Type` looked at once.
+struct Node {
+    dict: RawDict,
+    kind: Kind,
+}
+
+/// What a node's `/Type` says.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Page,
+    Pages,
+    /// Another name.
+    Other,
+    /// No name: whether it has `/Kids` decides.
+    Untyped,
+}
+
+impl Node {
+    fn read<R: Read + Seek>(doc: &mut Document<R>, id: ObjectId) -> Result<Node> {
+        let dict = doc.raw_dictionary(id, "a page tree node")?;
+        let kind = match dict.get(b"Type")? {
+            Some(Object::Name(name)) if name == b"Page" => Kind::Page,
+            Some(Object::Name(name)) if name == b"Pages" => Kind::Pages,
+            Some(Object::Name(_)) => Kind::Other,
+            _ => Kind::Untyped,
+        };
+        Ok(Node { dict, kind })
+    }
+
+    /// The `/Count` of an intermediate node (`/Type /Pages`), which a page cannot have.
+    fn subtree_count(&self) -> Result<Option<u32>> {
+        if self.kind != Kind::Pages {
+            return Ok(None);
+        }
+        match self.dict.get(b"Count")? {
+            Some(Object::Integer(count)) => Ok(u32::try_from(count).ok()),
+            _ => Ok(None),
+        }
+    }
+}
 
 struct PageWalk {
     visited: HashSet<u32>,
@@ -66,7 +105,7 @@ impl PageWalk {
         &mut self,
         doc: &mut Document<R>,
         id: ObjectId,
-        node: RawDict,
+        node: Node,
         depth: usize,
         inherited_rotate: i64,
     ) -> Result<Option<Page>> {
@@ -82,13 +121,15 @@ impl PageWalk {
                 limit: MAX_NESTING,
             });
         }
+        let Node { dict: node, kind } = node;
         let rotate = match node.get(b"Rotate")? {
             Some(Object::Integer(rotate)) => rotate,
             _ => inherited_rotate,
         };
-        let is_leaf = match node.get(b"Type")? {
-            Some(Object::Name(name)) => name == b"Page",
-            _ => !node.has(b"Kids"),
+        let is_leaf = match kind {
+            Kind::Page => true,
+            Kind::Pages | Kind::Other => false,
+            Kind::Untyped => !node.has(b"Kids"),
         };
         if is_leaf {
             self.seen = self.seen.saturating_add(1);
@@ -129,11 +170,11 @@ impl PageWalk {
                     object: kid.0,
                 });
             }
-            let node = doc.raw_dictionary(kid, PAGE_TREE_NODE)?;
+            let node = Node::read(doc, kid)?;
             // Skip a whole subtree when its /Count says the page is not in it. A wrong
             // /Count can only make the walk miss the page, never loop: every node is
             // visited at most once.
-            if let Some(count) = subtree_count(&node)?
+            if let Some(count) = node.subtree_count()?
                 && count <= self.remaining
             {
                 self.visited.insert(kid.0);
@@ -146,17 +187,6 @@ impl PageWalk {
             }
         }
         Ok(None)
-    }
-}
-
-/// The `/Count` of an intermediate node (`/Type /Pages`), which a page cannot have.
-fn subtree_count(node: &RawDict) -> Result<Option<u32>> {
-    if !matches!(node.get(b"Type")?, Some(Object::Name(name)) if name == b"Pages") {
-        return Ok(None);
-    }
-    match node.get(b"Count")? {
-        Some(Object::Integer(count)) => Ok(u32::try_from(count).ok()),
-        _ => Ok(None),
     }
 }
 
