@@ -145,19 +145,11 @@ pub(crate) fn lay_out(
                 generation: id.1,
             },
         ));
-        match body {
-            Body::Object(object) => syntax::indirect(&mut bytes, id, object),
-            Body::Written(body) => {
-                syntax::object_header(&mut bytes, id);
-                bytes.extend_from_slice(body);
-                syntax::object_trailer(&mut bytes);
-            }
-            Body::Amended { dict, key, value } => {
-                syntax::object_header(&mut bytes, id);
-                syntax::amended(&mut bytes, dict, key, value);
-                syntax::object_trailer(&mut bytes);
-            }
-        }
+        syntax::indirect(&mut bytes, id, |out| match body {
+            Body::Object(object) => syntax::object(out, object),
+            Body::Written(written) => out.extend_from_slice(written),
+            Body::Amended { dict, key, value } => syntax::amended(out, dict, key, value),
+        });
     }
 
     // The signature dictionary, written by hand around its two placeholders.

@@ -52,15 +52,10 @@ pub(crate) fn object(out: &mut Vec<u8>, object: &Object) {
     }
 }
 
-/// Appends `n g obj`, `object` and `endobj`, each on a line of its own.
-pub(crate) fn indirect(out: &mut Vec<u8>, id: ObjectId, body: &Object) {
+/// Appends `n g obj`, what `body` writes, and `endobj`, each on a line of its own.
+pub(crate) fn indirect(out: &mut Vec<u8>, id: ObjectId, body: impl FnOnce(&mut Vec<u8>)) {
     object_header(out, id);
-    object(out, body);
-    object_trailer(out);
-}
-
-/// Appends the line feed and `endobj` line that close an indirect object.
-pub(crate) fn object_trailer(out: &mut Vec<u8>) {
+    body(out);
     out.extend_from_slice(b"\nendobj\n");
 }
 
@@ -423,7 +418,7 @@ mod tests {
             b"<</Type/Annot/F 132/P 12 0 R/Rect[1 2.5/N true null]>>"
         );
         let mut out = Vec::new();
-        indirect(&mut out, (7, 2), &Object::Integer(5));
+        indirect(&mut out, (7, 2), |out| object(out, &Object::Integer(5)));
         assert_eq!(out, b"7 2 obj\n5\nendobj\n");
     }
 

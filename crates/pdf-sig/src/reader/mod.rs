@@ -369,13 +369,7 @@ impl<R: Read + Seek> Document<R> {
             Location::File(offset) => {
                 let (found, dict) =
                     self.parse_at(offset, |parser| parser.raw_indirect_dictionary())?;
-                if found != id {
-                    return Err(Error::ObjectMismatch {
-                        expected: id,
-                        found,
-                        offset,
-                    });
-                }
+                expect_id(id, found, offset)?;
                 dict
             }
             Location::Stream { stream, index } => {
@@ -391,13 +385,7 @@ impl<R: Read + Seek> Document<R> {
 
     fn load_from_file(&mut self, id: ObjectId, offset: u64) -> Result<Object> {
         let found = self.indirect_object_at(offset)?;
-        if found.id != id {
-            return Err(Error::ObjectMismatch {
-                expected: id,
-                found: found.id,
-                offset,
-            });
-        }
+        expect_id(id, found.id, offset)?;
         match (found.object, found.stream_data) {
             (Object::Dictionary(dict), Some(data_offset)) => {
                 let length = match dict.at(b"Length") {
@@ -594,6 +582,19 @@ impl<R: Read + Seek> Document<R> {
 }
 
 /// `object`, object `id`, if it is a dictionary (a stream's does not count).
+/// Checks that the object found at `offset` is `expected`, as its cross-reference entry
+/// says.
+fn expect_id(expected: ObjectId, found: ObjectId, offset: u64) -> Result<()> {
+    if found != expected {
+        return Err(Error::ObjectMismatch {
+            expected,
+            found,
+            offset,
+        });
+    }
+    Ok(())
+}
+
 fn into_dictionary(object: Object, id: ObjectId, what: &'static str) -> Result<Dictionary> {
     match object {
         Object::Dictionary(dict) => Ok(dict),
