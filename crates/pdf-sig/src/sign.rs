@@ -316,25 +316,7 @@ pub fn prepare_bytes<'a>(
     let planned = Planned::new(Cursor::new(input), options, spec)?;
     let mut hasher = Hasher::new(spec.digest_algorithm);
     hasher.update(input);
-    for covered in planned.layout.covered() {
-        hasher.update(covered);
-    }
-    let Planned {
-        file_len,
-        layout,
-        field_name,
-        warnings,
-        ..
-    } = planned;
-    let prepared = PreparedSignature {
-        digest: hasher.finalize(),
-        digest_algorithm: spec.digest_algorithm,
-        byte_range: layout.byte_range,
-        capacity: spec.max_len,
-        field_name,
-        warnings,
-        contents_offset: file_len + layout.gap_at as u64 - 1,
-    };
+    let (prepared, layout) = planned.describe(hasher, 0);
     Ok(PreparedBytes {
         input,
         layout,
@@ -548,9 +530,6 @@ impl<R: Read + Seek> Planned<R> {
             left -= read as u64;
         }
         let layout = &self.layout;
-        for covered in layout.covered() {
-            hasher.update(covered);
-        }
         let last = buffer.get(..last_len).unwrap_or_default();
         let zeros = (0..layout.hex_len.div_ceil(ZEROS.len())).map(|index| {
             let len = (layout.hex_len - index * ZEROS.len()).min(ZEROS.len());
@@ -563,15 +542,26 @@ impl<R: Read + Seek> Planned<R> {
             .collect();
         write_all_vectored(out, &mut slices).map_err(Error::io("writing the output"))?;
         out.flush().map_err(Error::io("writing the output"))?;
-        Ok(PreparedSignature {
+        Ok(self.describe(hasher, start).0)
+    }
+
+    /// Hashes the increment's covered bytes after the input's (already in `hasher`) and
+    /// describes the signature; `start` is where the output begins in its writer. The
+    /// layout comes back too.
+    fn describe(self, mut hasher: Hasher, start: u64) -> (PreparedSignature, Layout) {
+        for covered in self.layout.covered() {
+            hasher.update(covered);
+        }
+        let prepared = PreparedSignature {
             digest: hasher.finalize(),
             digest_algorithm: self.spec.digest_algorithm,
             byte_range: self.layout.byte_range,
             capacity: self.spec.max_len,
             field_name: self.field_name,
             warnings: self.warnings,
-            contents_offset: start + self.file_len + layout.gap_at as u64 - 1,
-        })
+            contents_offset: start + self.file_len + self.layout.gap_at as u64 - 1,
+        };
+        (prepared, self.layout)
     }
 }
 
