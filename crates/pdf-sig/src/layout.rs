@@ -81,6 +81,8 @@ pub(crate) struct Base<'a> {
     pub(crate) startxref: u64,
     pub(crate) kind: XrefKind,
     pub(crate) trailer: &'a RawDict,
+    /// The input's `/Size`.
+    pub(crate) size: u64,
     /// The first element of the input's `/ID`, if it has one: kept in the new `/ID`.
     pub(crate) first_id: Option<&'a Object>,
 }
@@ -178,9 +180,7 @@ pub(crate) fn lay_out(
     let origin = base.file_len + hex_len as u64;
     match base.kind {
         XrefKind::Table => write_table(&mut bytes, base, origin, &mut offsets, new_id)?,
-        XrefKind::Stream => {
-            write_stream(&mut bytes, base, origin, increment, &mut offsets, new_id)?;
-        }
+        XrefKind::Stream => write_stream(&mut bytes, base, origin, increment, &mut offsets, new_id),
     }
 
     let total = origin + bytes.len() as u64;
@@ -226,13 +226,6 @@ fn trailer_entries(out: &mut Vec<u8>, base: &Base<'_>, new_id: [u8; 16]) {
     syntax::object(out, &new_id);
     out.extend_from_slice(b"]/Prev ");
     syntax::unsigned(out, base.startxref);
-}
-
-fn old_size(base: &Base<'_>) -> Result<u64> {
-    match base.trailer.get(b"Size")? {
-        Some(Object::Integer(size)) => Ok(size.max(0) as u64),
-        _ => Ok(0),
-    }
 }
 
 /// Sorts `entries` (each number once) and splits them into runs of consecutive object
@@ -289,7 +282,7 @@ fn write_table(
     out.extend_from_slice(b"trailer\n<<");
     trailer_entries(out, base, new_id);
     out.extend_from_slice(b"/Size ");
-    syntax::unsigned(out, old_size(base)?.max(highest));
+    syntax::unsigned(out, base.size.max(highest));
     out.extend_from_slice(b">>\n");
     end_of_file(out, xref_offset);
     Ok(())
@@ -304,7 +297,7 @@ fn write_stream(
     increment: &Increment,
     entries: &mut Vec<(u32, XrefEntry)>,
     new_id: [u8; 16],
-) -> Result<()> {
+) {
     let xref_id = increment.next_number;
     let xref_offset = origin + out.len() as u64;
     entries.push((
@@ -322,7 +315,7 @@ fn write_stream(
     out.extend_from_slice(b"<<");
     trailer_entries(out, base, new_id);
     out.extend_from_slice(b"/Type/XRef/Size ");
-    syntax::unsigned(out, old_size(base)?.max(u64::from(xref_id) + 1));
+    syntax::unsigned(out, base.size.max(u64::from(xref_id) + 1));
     out.extend_from_slice(b"/Index[");
     for (index, (first, run)) in subsections(entries).into_iter().enumerate() {
         if index > 0 {
@@ -348,7 +341,6 @@ fn write_stream(
     out.extend_from_slice(&data);
     out.extend_from_slice(b"\nendstream\nendobj\n");
     end_of_file(out, xref_offset);
-    Ok(())
 }
 
 /// `startxref`, the offset of the section just written, and `%%EOF`.

@@ -442,6 +442,7 @@ impl<R: Read + Seek> Planned<R> {
         let time = options.signing_time.unwrap_or_else(SystemTime::now);
         let increment = plan(&mut doc, options, time)?;
         let (startxref, kind, file_len) = (doc.startxref(), doc.xref_kind(), doc.file_len());
+        let size = doc.trailer_size();
         let (mut input, trailer) = doc.into_source_and_trailer();
         let mut last = [0u8; 1];
         input
@@ -463,6 +464,7 @@ impl<R: Read + Seek> Planned<R> {
             startxref,
             kind,
             trailer: &trailer,
+            size,
             first_id,
         };
         let new_id = new_document_id(first_id, file_len, time, &increment.field_name);

@@ -57,6 +57,10 @@ impl<R: Read + Seek> Document<R> {
                 _ => None,
             };
             if newest {
+                self.size = match trailer.get(b"Size")? {
+                    Some(Object::Integer(size)) => size.max(0) as u64,
+                    _ => 0,
+                };
                 self.kind = kind;
                 self.trailer = trailer;
                 newest = false;

@@ -133,6 +133,8 @@ pub struct Document<R> {
     /// Kept as found: a handful of its keys are looked at, and the new trailer copies
     /// the rest as they are.
     trailer: RawDict,
+    /// The newest trailer's `/Size` (0 if it has none that is an integer).
+    size: u64,
     entries: xref::Entries,
     highest: u32,
     /// Objects read so far, shared: reading one again copies nothing.
@@ -180,6 +182,7 @@ impl<R: Read + Seek> Document<R> {
             startxref,
             kind: XrefKind::Table,
             trailer: RawDict::default(),
+            size: 0,
             entries: xref::Entries::default(),
             highest: 0,
             cache: HashMap::new(),
@@ -224,6 +227,12 @@ impl<R: Read + Seek> Document<R> {
         &self.trailer
     }
 
+    /// The newest trailer's `/Size`, 0 if it has none that is an integer (a negative one
+    /// counts as 0).
+    pub(crate) fn trailer_size(&self) -> u64 {
+        self.size
+    }
+
     /// The cross-reference entry in force for object `number`, if any section lists it.
     pub fn xref_entry(&self, number: u32) -> Option<XrefEntry> {
         self.entries.get(number)
@@ -236,11 +245,7 @@ impl<R: Read + Seek> Document<R> {
     ///
     /// [`Error::ObjectNumbersExhausted`] when that number does not fit in 32 bits.
     pub fn next_object_number(&self) -> Result<u32> {
-        let size = match self.trailer.get(b"Size")? {
-            Some(Object::Integer(size)) => size.max(0) as u64,
-            _ => 0,
-        };
-        let next = size.max(u64::from(self.highest) + 1);
+        let next = self.size.max(u64::from(self.highest) + 1);
         u32::try_from(next).map_err(|_| Error::ObjectNumbersExhausted { highest: next })
     }
 
