@@ -138,7 +138,7 @@ impl NewDictionary {
     /// printable ASCII, UTF-16BE otherwise.
     pub(crate) fn text(&mut self, key: &[u8], text: &str) -> &mut Self {
         name(&mut self.0, key);
-        if text.bytes().all(|byte| (0x20..0x7F).contains(&byte)) {
+        if crate::text::is_printable_ascii(text) {
             literal_string(&mut self.0, text.as_bytes());
         } else {
             object(&mut self.0, &crate::text::text_string(text));

@@ -7,7 +7,7 @@ use lopdf::{Object, StringFormat};
 /// A text string object: literal ASCII when it is plain, otherwise UTF-16BE with a
 /// byte order mark.
 pub(crate) fn text_string(text: &str) -> Object {
-    if text.bytes().all(|byte| (0x20..0x7F).contains(&byte)) {
+    if is_printable_ascii(text) {
         Object::String(text.as_bytes().to_vec(), StringFormat::Literal)
     } else {
         let mut bytes = vec![0xFE, 0xFF];
@@ -16,6 +16,12 @@ pub(crate) fn text_string(text: &str) -> Object {
         }
         Object::String(bytes, StringFormat::Hexadecimal)
     }
+}
+
+/// Whether `text` is printable ASCII, which a text string holds as it is (a literal
+/// string in PDFDocEncoding); anything else is written as UTF-16BE.
+pub(crate) fn is_printable_ascii(text: &str) -> bool {
+    text.bytes().all(|byte| (0x20..0x7F).contains(&byte))
 }
 
 /// Decodes a text string: UTF-16BE or UTF-8 with a byte order mark, else
