@@ -268,7 +268,7 @@ impl SignedDataBuilder {
     ///
     /// As [`SignedDataBuilder::sign`]; [`Error::SigningTimeOutOfRange`].
     pub fn sign_at(&self, content_digest: &[u8], time: SystemTime) -> Result<Vec<u8>, Error> {
-        self.sign_at_using(&*self.key, content_digest, time)
+        self.sign_at_with(&*self.key, content_digest, time)
     }
 
     /// As [`SignedDataBuilder::sign_at`], with `key` signing in place of the builder's
@@ -288,6 +288,16 @@ impl SignedDataBuilder {
         if key.certificate() != self.key.certificate() {
             return Err(Error::OtherKey);
         }
+        self.sign_at_with(key, content_digest, time)
+    }
+
+    /// [`SignedDataBuilder::sign_at`] with `key`, known to act for the builder's.
+    fn sign_at_with(
+        &self,
+        key: &dyn CmsSigner,
+        content_digest: &[u8],
+        time: SystemTime,
+    ) -> Result<Vec<u8>, Error> {
         match self.signing_time {
             Some(_) => self.sign_with(key, content_digest, Some(&attributes::signing_time(time)?)),
             None => self.sign_with(key, content_digest, None),

@@ -240,12 +240,7 @@ impl CmsSigner for Pkcs11Key {
     }
 
     fn supports(&self, algorithm: SignatureAlgorithm) -> bool {
-        let probe = SignRequest {
-            message: &[],
-            digest: &[],
-            algorithm,
-        };
-        self.plan(&probe).is_some()
+        self.mechanism_for(algorithm).is_some()
     }
 
     fn sign(&self, request: &SignRequest<'_>) -> Result<Vec<u8>, KeyError> {
@@ -259,18 +254,23 @@ impl Pkcs11Key {
     /// (`cms-sign`'s `SignedDataBuilder::sign_at_using`) and finishes the started
     /// signature; dropped unused, it costs the session the signature waited on.
     pub(crate) fn start(&self, algorithm: SignatureAlgorithm) -> StartedKey<'_> {
+        let started = self
+            .mechanism_for(algorithm)
+            .map(|mechanism| self.key.start(&mechanism));
+        StartedKey {
+            key: self,
+            started: Mutex::new(started),
+        }
+    }
+
+    /// The mechanism a signature with `algorithm` takes, `None` if the key allows none.
+    fn mechanism_for(&self, algorithm: SignatureAlgorithm) -> Option<Mechanism> {
         let probe = SignRequest {
             message: &[],
             digest: &[],
             algorithm,
         };
-        let started = self
-            .plan(&probe)
-            .map(|(mechanism, _)| self.key.start(&mechanism));
-        StartedKey {
-            key: self,
-            started: Mutex::new(started),
-        }
+        self.plan(&probe).map(|(mechanism, _)| mechanism)
     }
 
     /// Signs `request` on the token: through `started` if it was started with the
