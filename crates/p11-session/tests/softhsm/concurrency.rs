@@ -216,12 +216,12 @@ fn two_tokens_with_different_pins_from_16_threads() {
 /// once, not per session.
 #[test]
 fn handle_found_through_one_session_signs_through_another() {
-    let test = TestToken::builder("handle_across_sessions")
-        .key(KeyKind::P256)
-        .build();
-    let cert = test.key(KeyKind::P256).cert_der.clone();
-    let token = open(&test);
-    let key = key_of(&token, &test, "p256");
+    let P256Token {
+        test: _test,
+        cert,
+        token,
+        key,
+    } = p256_token("handle_across_sessions");
     // Look-ups run on the session that holds the login, never lent for signing.
     let anchor = token.debug_anchor_handle().unwrap();
     assert_eq!(token.metrics().snapshot().key_lookups, 1);

@@ -55,6 +55,29 @@ pub(crate) fn key_of(token: &Token, test: &TestToken, label: &str) -> SigningKey
     lease.key(&KeyQuery::Label(label.into())).unwrap()
 }
 
+/// A token with one P-256 key, opened and logged in, with the key and its certificate:
+/// where most tests start. Bind every field: one left unbound is dropped at once (the
+/// token directory with `test`).
+pub(crate) struct P256Token {
+    pub(crate) test: TestToken,
+    pub(crate) cert: Vec<u8>,
+    pub(crate) token: Token,
+    pub(crate) key: SigningKey,
+}
+
+pub(crate) fn p256_token(name: &str) -> P256Token {
+    let test = TestToken::builder(name).key(KeyKind::P256).build();
+    let cert = test.key(KeyKind::P256).cert_der.clone();
+    let token = open(&test);
+    let key = key_of(&token, &test, "p256");
+    P256Token {
+        test,
+        cert,
+        token,
+        key,
+    }
+}
+
 pub(crate) fn sign_and_verify(key: &SigningKey, cert: &[u8], text: &str) {
     let digest = digest(text);
     let signature = key.sign(&ecdsa(), &digest).unwrap();

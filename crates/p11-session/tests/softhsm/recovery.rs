@@ -6,12 +6,12 @@ use super::*;
 /// C_CloseSession on its handle) costs one session repair and nothing else.
 #[test]
 fn recovery_from_a_session_closed_behind_the_pools_back() {
-    let test = TestToken::builder("recover_closed_session")
-        .key(KeyKind::P256)
-        .build();
-    let cert = test.key(KeyKind::P256).cert_der.clone();
-    let token = open(&test);
-    let key = key_of(&token, &test, "p256");
+    let P256Token {
+        test,
+        cert,
+        token,
+        key,
+    } = p256_token("recover_closed_session");
     sign_and_verify(&key, &cert, "before");
     let idle = token.debug_idle_session_handles();
     assert_eq!(idle.len(), 1);
@@ -33,12 +33,12 @@ fn recovery_from_a_session_closed_behind_the_pools_back() {
 /// cached key handle with OBJECT_HANDLE_INVALID): one re-login, one key look-up.
 #[test]
 fn recovery_from_a_logout_behind_the_librarys_back() {
-    let test = TestToken::builder("recover_logout")
-        .key(KeyKind::P256)
-        .build();
-    let cert = test.key(KeyKind::P256).cert_der.clone();
-    let token = open(&test);
-    let key = key_of(&token, &test, "p256");
+    let P256Token {
+        test,
+        cert,
+        token,
+        key,
+    } = p256_token("recover_logout");
     sign_and_verify(&key, &cert, "before");
     let epoch = token.epoch();
     let stranger = test.module.open_session(test.slot, false).unwrap();
@@ -108,12 +108,12 @@ fn look_up_after_a_lost_login_logs_in_first() {
 /// one look-up; the other dead sessions of that generation are never tried.
 #[test]
 fn recovery_from_close_all_sessions_behind_its_back() {
-    let test = TestToken::builder("recover_close_all")
-        .key(KeyKind::P256)
-        .build();
-    let cert = test.key(KeyKind::P256).cert_der.clone();
-    let token = open(&test);
-    let key = key_of(&token, &test, "p256");
+    let P256Token {
+        test,
+        cert,
+        token,
+        key,
+    } = p256_token("recover_close_all");
     // Three pooled sessions, all idle.
     let held: Vec<_> = (0..3).map(|_| token.session().unwrap()).collect();
     let old_generation = held[0].generation();
@@ -142,12 +142,12 @@ fn recovery_from_close_all_sessions_behind_its_back() {
 /// C_SignInit) is dropped and the signature retried once on another session.
 #[test]
 fn recovery_from_an_operation_left_active() {
-    let test = TestToken::builder("recover_operation_active")
-        .key(KeyKind::P256)
-        .build();
-    let cert = test.key(KeyKind::P256).cert_der.clone();
-    let token = open(&test);
-    let key = key_of(&token, &test, "p256");
+    let P256Token {
+        test,
+        cert,
+        token,
+        key,
+    } = p256_token("recover_operation_active");
     {
         // Start a signature on the only pooled session and walk away from it, hiding
         // it from the session's own bookkeeping, as a careless raw user could.
@@ -171,12 +171,12 @@ fn recovery_from_an_operation_left_active() {
 /// one whose session is closed while it waits is repaired and retried like any other.
 #[test]
 fn started_signatures_sign_later_or_cost_their_session() {
-    let test = TestToken::builder("started_signatures")
-        .key(KeyKind::P256)
-        .build();
-    let cert = test.key(KeyKind::P256).cert_der.clone();
-    let token = open(&test);
-    let key = key_of(&token, &test, "p256");
+    let P256Token {
+        test,
+        cert,
+        token,
+        key,
+    } = p256_token("started_signatures");
 
     let started = key.start(&ecdsa());
     assert_eq!(started.mechanism(), &ecdsa());
