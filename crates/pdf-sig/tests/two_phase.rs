@@ -265,9 +265,16 @@ fn bytes_streams_and_files_agree_on_every_fixture() {
         let (cursor, _) = streamed.finish(&der).unwrap();
         assert_eq!(bytes, cursor.into_inner(), "{input:?}");
         assert_eq!(report.byte_range.ranges()[1].end, bytes.len() as u64);
-        let output = dir.join("file.pdf");
+        let output = dir.join(input.file_name().unwrap());
         sign(&input, &output, &options(), &container).unwrap();
         assert_eq!(bytes, fs::read(&output).unwrap(), "{input:?}");
+        // The three are one file: the validators judge it (pyHanko does in `signing`),
+        // unless the input is broken on purpose (qpdf already refuses a page tree loop,
+        // whose first page can still be signed).
+        let name = input.file_name().unwrap().to_string_lossy();
+        if !name.starts_with("broken-") {
+            validate(&output, signatures(&original).len() + 1, PyHanko::Skip);
+        }
         signed += 1;
     }
     assert!(signed >= 10, "only {signed} fixtures signed");
